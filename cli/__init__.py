@@ -1,0 +1,45 @@
+"""The `geomelt` command: the composition root that reads settings and wires the packages."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .db import db_group
+from .errors import NotBuiltError
+from .model import model_group
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """GeoMELT Search: natural-language search over Earth imagery."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _not_built(name: str, issue: str, summary: str) -> click.Command:
+    @click.command(
+        name,
+        help=f"{summary} (not built yet: {issue})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def command() -> None:
+        raise NotBuiltError(name, issue)
+
+    return command
+
+
+main.add_command(db_group)
+main.add_command(model_group)
+main.add_command(
+    _not_built("demo", "issue 10", "Ingest imagery and serve a searchable map, in one command.")
+)
+main.add_command(_not_built("serve", "issue 5", "Serve the STAC API and the web page."))
+main.add_command(_not_built("worker", "issue 4", "Run ingestion workers on the job queue."))
+main.add_command(_not_built("source", "issue 4", "Register and inspect STAC sources."))
+main.add_command(_not_built("ingest", "issue 4", "Ingest a STAC collection once, synchronously."))
+main.add_command(_not_built("search", "issue 5", "Search the index from the command line."))

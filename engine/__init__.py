@@ -1,0 +1,1 @@
+"""The Litestar STAC API with natural-language and example-based search."""

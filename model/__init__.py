@@ -1,0 +1,1 @@
+"""GeoMELT: the BEiT-3-style multiway encoder that captions images and embeds images and text."""

@@ -1,0 +1,1 @@
+"""Ingestion: STAC polling, chipping, captioning and embedding, the job queue."""
