@@ -1,0 +1,141 @@
+"""The embedded server: sharing between processes, surviving SIGKILL, refusing bad folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from geomelt.db import DataDirError, EmbeddedPostgres
+
+# A process that starts (or attaches to) the server, runs SQL, says "ready" and waits.
+HOLDER = """
+import sys, time
+from pathlib import Path
+import psycopg
+from geomelt.db import EmbeddedPostgres
+server = EmbeddedPostgres(Path(sys.argv[1])).start()
+with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
+    conn.execute(sys.argv[2])
+print("ready", server.port, server.owner, flush=True)
+if sys.argv[3] == "hold":
+    time.sleep(600)
+server.stop()
+"""
+
+
+def _run_holder(data_dir: Path, sql: str, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_dir), sql, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> list[str]:
+    assert process.stdout is not None
+    line = process.stdout.readline().split()
+    assert line[:1] == ["ready"], f"holder did not start (exit {process.poll()})"
+    return line
+
+
+def _query(server: EmbeddedPostgres, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(server.url.replace("+psycopg", "")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+def _wait_gone(pid: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.1)
+
+
+def test_second_process_attaches_and_leaves_server_running(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as server:
+        _query(server, "SELECT 1")
+        with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE TABLE shared (note text)")
+
+        other = _run_holder(tmp_path, "INSERT INTO shared VALUES ('from the worker')", "once")
+        _, port, owner = _wait_ready(other)
+        assert other.wait(timeout=60) == 0
+
+        assert int(port) == server.port
+        assert owner == "False"
+        assert server.owner
+        # The attached process exited; the server it did not start is still serving.
+        assert _query(server, "SELECT note FROM shared") == [("from the worker",)]
+
+
+def test_sigkill_of_owner_shuts_server_down_and_restart_keeps_data(tmp_path: Path) -> None:
+    holder = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
+    _wait_ready(holder)
+    postmaster = _postmaster_pid(tmp_path)
+
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    # The parent-death signal makes postgres shut down cleanly instead of lingering.
+    _wait_gone(postmaster)
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+    with EmbeddedPostgres(tmp_path) as server:
+        assert server.owner
+        assert _query(server, "SELECT answer FROM kept") == [(42,)]
+
+
+def test_crashed_server_with_stale_lock_recovers(tmp_path: Path) -> None:
+    holder = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 7 AS answer", "hold")
+    _wait_ready(holder)
+    postmaster = _postmaster_pid(tmp_path)
+
+    # A hard crash: the server dies first and leaves postmaster.pid behind.
+    os.kill(postmaster, signal.SIGKILL)
+    _wait_gone(postmaster)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    assert (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+    with EmbeddedPostgres(tmp_path) as server:
+        assert _query(server, "SELECT answer FROM kept") == [(7,)]
+
+
+def test_lock_naming_a_live_foreign_process_is_set_aside(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as server:
+        _query(server, "SELECT 1")
+        with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept AS SELECT 1 AS answer")
+    lock = tmp_path / "pgdata" / "postmaster.pid"
+    # Simulate a reused PID: the lock names this (live, non-postgres) test process.
+    lock.write_text(f"{os.getpid()}\n{tmp_path / 'pgdata'}\n0\n5999\n\n127.0.0.1\n0\nready\n")
+
+    with EmbeddedPostgres(tmp_path) as server:
+        assert _query(server, "SELECT answer FROM kept") == [(1,)]
+    assert list((tmp_path / "pgdata").glob("postmaster.pid.stale-*"))
+
+
+def test_unwritable_data_dir_is_refused_with_a_fix(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("I am a file")
+    with pytest.raises(DataDirError, match="GEOMELT_DATA_DIR") as info:
+        EmbeddedPostgres(not_a_folder / "data").start()
+    assert str(not_a_folder / "data") in str(info.value)
+
+
+def test_foreign_files_in_pgdata_are_never_touched(tmp_path: Path) -> None:
+    (tmp_path / "pgdata").mkdir()
+    precious = tmp_path / "pgdata" / "notes.txt"
+    precious.write_text("not a database")
+    with pytest.raises(DataDirError, match="not a PostgreSQL cluster"):
+        EmbeddedPostgres(tmp_path).start()
+    assert precious.read_text() == "not a database"
