@@ -1,0 +1,181 @@
+"""The public entry point: `load(name_or_path)` -> GeoMelt (model + tokenizer + config)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import read_checkpoint
+from .config import GeoMeltConfig
+from .decoding import ModelStepper, beam_search, greedy_search
+from .errors import CheckpointError, ConfigError
+from .factory import create_model, get_config
+from .image import preprocess_images
+from .network import GeoMeltModel
+from .tokenizer import TextTokenizer, encode_batch, load_tokenizer
+
+__all__ = ["RANDOM_MODELS", "GeoMelt", "ZeroShotResult", "load"]
+
+logger = logging.getLogger(__name__)
+
+# Seeded randomly initialised models for tests and smoke runs until trained weights ship.
+RANDOM_MODELS = {"tiny-random": "tiny", "small-random": "small"}
+RANDOM_SEED = 0
+ZERO_SHOT_TEMPLATE = "a satellite image of {}."
+TEXT_MAX_LEN = 64
+
+
+@dataclass(frozen=True)
+class ZeroShotResult:
+    """probabilities (B, K) over labels, argmax (B,) and the winning label strings."""
+
+    probabilities: torch.Tensor
+    indices: torch.Tensor
+    labels: list[str]
+
+
+def _state_sha256(model: GeoMeltModel) -> str:
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
+
+
+class GeoMelt:
+    """A loaded model with its tokenizer; inputs are moved to the model's device here.
+
+    Outputs are returned on the CPU as float32 (embeddings) or strings (captions).
+    """
+
+    def __init__(
+        self, model: GeoMeltModel, tokenizer: TextTokenizer, *, name: str, sha256: str
+    ) -> None:
+        if tokenizer.spec.model_vocab != model.geomelt_config.text.vocab_size:
+            raise ConfigError(
+                f"tokenizer {tokenizer.spec.kind} does not fit model {name!r}; "
+                "load the tokenizer named in the checkpoint"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.sha256 = sha256
+        self.version = f"{name}@{sha256[:12]}"
+
+    @property
+    def config(self) -> GeoMeltConfig:
+        return self.model.geomelt_config
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def pixels(self, images: Any) -> torch.Tensor:
+        return preprocess_images(
+            images, self.config.vision.img_size, device=self.device, dtype=self.dtype
+        )
+
+    def tokenize(self, texts: list[str], max_len: int = TEXT_MAX_LEN) -> tuple[torch.Tensor, ...]:
+        ids, padding = encode_batch(self.tokenizer, list(texts), max_len)
+        return ids.to(self.device), padding.to(self.device)
+
+    @torch.no_grad()
+    def encode_images(self, images: Any) -> torch.Tensor:
+        """uint8 images NHWC or NCHW (numpy or torch) -> (B, D) float32 unit vectors."""
+        return self.model.encode_images(self.pixels(images)).float().cpu()
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """Strings -> (B, D) float32 unit vectors."""
+        if not texts:
+            return torch.zeros(0, self.embedding_dim)
+        ids, padding = self.tokenize(texts)
+        return self.model.encode_texts(ids, padding).float().cpu()
+
+    @torch.no_grad()
+    def caption(
+        self, images: Any, beams: int = 3, max_len: int = 32, length_penalty: float = 0.6
+    ) -> list[str]:
+        """One caption per image; beams=1 is greedy decoding."""
+        pixels = self.pixels(images)
+        spec = self.tokenizer.spec
+        stepper = ModelStepper(self.model, pixels, bos_id=spec.bos_id, mask_id=spec.mask_id)
+        if beams == 1:
+            tokens = greedy_search(stepper, pixels.size(0), eos_id=spec.eos_id, max_len=max_len)
+        else:
+            hypotheses = beam_search(
+                stepper,
+                pixels.size(0),
+                beams=beams,
+                eos_id=spec.eos_id,
+                max_len=max_len,
+                length_penalty=length_penalty,
+            )
+            tokens = [h.tokens for h in hypotheses]
+        return [self.tokenizer.decode(t).strip().lower() for t in tokens]
+
+    @torch.no_grad()
+    def zero_shot(
+        self, images: Any, labels: list[str], template: str = ZERO_SHOT_TEMPLATE
+    ) -> ZeroShotResult:
+        """Classify images among `labels` by retrieval against prompted label texts."""
+        if not labels:
+            raise ConfigError("zero_shot got no labels; pass at least one class name")
+        image_emb = self.model.encode_images(self.pixels(images))
+        ids, padding = self.tokenize([template.format(label) for label in labels])
+        text_emb = self.model.encode_texts(ids, padding)
+        probs = self.model.similarity(image_emb, text_emb).float().softmax(dim=-1).cpu()
+        indices = probs.argmax(dim=-1)
+        return ZeroShotResult(probs, indices, [labels[i] for i in indices.tolist()])
+
+
+def _load_random(name: str, device: str | torch.device, dtype: torch.dtype | None) -> GeoMelt:
+    config = get_config(RANDOM_MODELS[name])
+    model = create_model(config, seed=RANDOM_SEED)
+    sha = _state_sha256(model)
+    model = model.to(device=device, dtype=dtype) if dtype else model.to(device)
+    tokenizer = load_tokenizer(config.text.tokenizer)
+    logger.info("built %s (random init, seed %d)", name, RANDOM_SEED)
+    return GeoMelt(model, tokenizer, name=name, sha256=sha)
+
+
+def load(
+    name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> GeoMelt:
+    """A named model (see RANDOM_MODELS) or a native .safetensors checkpoint path."""
+    if str(name_or_path) in RANDOM_MODELS:
+        return _load_random(str(name_or_path), device, dtype)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"model {str(name_or_path)!r} is neither a known name nor a file; available names: "
+            f"{', '.join(sorted(RANDOM_MODELS))}, or pass a .safetensors checkpoint path"
+        )
+    ckpt = read_checkpoint(path)
+    tokenizer = load_tokenizer(ckpt.tokenizer.kind, path.with_name("beit3.spm"))
+    if tokenizer.spec != ckpt.tokenizer:
+        raise CheckpointError(
+            f"{path}: saved with tokenizer {ckpt.tokenizer.kind} (sha256 "
+            f"{ckpt.tokenizer.sha256[:12]}) but the available one is {tokenizer.spec.kind} "
+            f"(sha256 {tokenizer.spec.sha256[:12]}); supply the tokenizer it was trained with"
+        )
+    with torch.device("meta"):
+        model = GeoMeltModel(ckpt.config)
+    model.load_state_dict(ckpt.state_dict, strict=True, assign=True)
+    model = model.to(device=device, dtype=dtype) if dtype else model.to(device)
+    return GeoMelt(model.eval(), tokenizer, name=path.stem, sha256=ckpt.sha256)

@@ -1,0 +1,175 @@
+"""GeoMeltModel: the BEiT-3 backbone plus retrieval and captioning heads in one module (§2)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import KVCache
+from .beit3 import BEiT3
+from .config import GeoMeltConfig
+from .encoder import POSITION_OFFSET
+from .errors import ConfigError
+from .heads import INIT_LOGIT_SCALE, pairwise_logits, unit_embedding
+from .masking import caption_attention_bias
+
+__all__ = ["GeoMeltModel"]
+
+
+class GeoMeltModel(nn.Module):
+    """State_dict-compatible with BEiT3ForRetrieval + BEiT3ForCaptioning (spec §2.5).
+
+    The config lives in `geomelt_config` (not `config`, which peft would read as a HF config).
+    """
+
+    def __init__(self, config: GeoMeltConfig):
+        super().__init__()
+        self.geomelt_config = config
+        d = config.embed_dim
+        self.beit3 = BEiT3(config)
+        self.vision_head: nn.Linear | None = None
+        self.language_head: nn.Linear | None = None
+        self.logit_scale: nn.Parameter | None = None
+        self.mlm_head: nn.Linear | None = None
+        if "retrieval" in config.task_heads:
+            self.vision_head = nn.Linear(d, d, bias=False)
+            self.language_head = nn.Linear(d, d, bias=False)
+            self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
+        if "caption" in config.task_heads:
+            self.mlm_head = nn.Linear(d, config.text.vocab_size, bias=True)
+        self.reset_parameters()
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.geomelt_config.vision.num_tokens
+
+    def reset_parameters(self) -> None:
+        """BEiT3Wrapper init (spec §8.3); a no-op on the meta device."""
+        if self.beit3.text_embed.weight.is_meta:
+            return
+        d = self.geomelt_config.embed_dim
+        nn.init.normal_(self.beit3.text_embed.weight, std=d**-0.5)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02, a=-0.02, b=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if self.logit_scale is not None:
+            with torch.no_grad():
+                self.logit_scale.fill_(INIT_LOGIT_SCALE)
+
+    # -- retrieval ---------------------------------------------------------------------------
+    def _retrieval_heads(self) -> tuple[nn.Linear, nn.Linear, nn.Parameter]:
+        if self.vision_head is None or self.language_head is None or self.logit_scale is None:
+            raise ConfigError(
+                f"model {self.geomelt_config.name!r} was built without the retrieval head; "
+                "build it with task_heads including 'retrieval'"
+            )
+        return self.vision_head, self.language_head, self.logit_scale
+
+    def image_states(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Image-only pass: (B, N+1, D), every token through the vision experts."""
+        return self.beit3(pixels=pixels)[0]
+
+    def text_states(
+        self, text_ids: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Text-only pass: (B, T, D), every token through the language experts."""
+        return self.beit3(text_ids=text_ids, text_padding_mask=padding_mask)[0]
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels (B, 3, S, S) -> unit embeddings (B, D)."""
+        vision_head, _, _ = self._retrieval_heads()
+        return unit_embedding(vision_head, self.image_states(pixels)[:, 0])
+
+    def encode_texts(
+        self, text_ids: torch.Tensor, padding_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Token ids (B, T) starting with BOS -> unit embeddings (B, D)."""
+        _, language_head, _ = self._retrieval_heads()
+        return unit_embedding(language_head, self.text_states(text_ids, padding_mask)[:, 0])
+
+    def similarity(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+        _, _, logit_scale = self._retrieval_heads()
+        return pairwise_logits(
+            image_emb, text_emb, logit_scale, self.geomelt_config.logit_scale_max
+        )
+
+    # -- captioning --------------------------------------------------------------------------
+    def _mlm_head(self) -> nn.Linear:
+        if self.mlm_head is None:
+            raise ConfigError(
+                f"model {self.geomelt_config.name!r} was built without the caption head; "
+                "build it with task_heads including 'caption'"
+            )
+        return self.mlm_head
+
+    def fused_states(
+        self,
+        pixels: torch.Tensor,
+        text_ids: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Image ⊕ text pass under the captioning mask: (B, N+1+T, D)."""
+        bias = caption_attention_bias(
+            self.num_image_tokens, text_ids.size(1), device=text_ids.device
+        )
+        return self.beit3(
+            pixels=pixels,
+            text_ids=text_ids,
+            text_padding_mask=padding_mask,
+            attn_bias=bias,
+            cache=cache,
+        )[0]
+
+    def caption_logits(
+        self,
+        pixels: torch.Tensor,
+        text_ids: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """MLM logits over text positions (B, T, V), or (M, V) at `masked_positions` only."""
+        mlm_head = self._mlm_head()
+        text = self.fused_states(pixels, text_ids, padding_mask)[:, self.num_image_tokens :]
+        if masked_positions is not None:
+            text = text[masked_positions.bool()]
+        return mlm_head(text)
+
+    def decode_first(
+        self, pixels: torch.Tensor, bos_id: int, mask_id: int, cache: KVCache
+    ) -> torch.Tensor:
+        """Step 1 of §4.3: image + [BOS, MASK]; returns log-probs (B, V); cache keeps N+1+1."""
+        mlm_head = self._mlm_head()
+        batch = pixels.size(0)
+        text = torch.tensor([[bos_id, mask_id]], device=pixels.device).expand(batch, 2)
+        hidden = self.fused_states(pixels, text, cache=cache)
+        cache.drop_last()
+        return F.log_softmax(mlm_head(hidden[:, -1]).float(), dim=-1)
+
+    def decode_next(
+        self, last_tokens: torch.Tensor, text_len: int, mask_id: int, cache: KVCache
+    ) -> torch.Tensor:
+        """Cached step of §4.3 at text length c = text_len (>= 3): input [y_{c−2}, MASK]."""
+        mlm_head = self._mlm_head()
+        batch = last_tokens.size(0)
+        device = last_tokens.device
+        text = torch.stack([last_tokens, torch.full_like(last_tokens, mask_id)], dim=1)
+        # Text indices c−2, c−1 read table rows c, c+1 (fairseq offset 2).
+        start = text_len - 2 + POSITION_OFFSET
+        positions = torch.arange(start, start + 2, device=device).unsqueeze(0).expand(batch, 2)
+        bias = caption_attention_bias(self.num_image_tokens, text_len, last_rows=2, device=device)
+        hidden = self.beit3(text_ids=text, attn_bias=bias, cache=cache, positions=positions)[0]
+        cache.drop_last()
+        return F.log_softmax(mlm_head(hidden[:, -1]).float(), dim=-1)
+
+    def new_cache(self) -> KVCache:
+        return KVCache.empty(self.geomelt_config.layers)
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
