@@ -23,6 +23,7 @@ import functools
 import importlib.util
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -355,9 +356,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _ensure_system_user() -> "pwd.struct_passwd":  # noqa: F821, UP037 - pwd is POSIX only
-    import pwd
-
+def _ensure_system_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:

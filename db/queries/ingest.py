@@ -100,7 +100,7 @@ def upsert_scene(connection: Connection, scene: SceneRecord) -> tuple[int, bool]
         "bbox": bbox,
     }
     statement = insert(Scene).values(**values)
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=["source_id", "collection", "item_id"],
         set_={
             "item": statement.excluded.item,
@@ -114,7 +114,7 @@ def upsert_scene(connection: Connection, scene: SceneRecord) -> tuple[int, bool]
         },
         where=Scene.item_version != statement.excluded.item_version,
     ).returning(Scene.id)
-    changed_id = connection.execute(statement).scalar()
+    changed_id = connection.execute(upsert).scalar()
     if changed_id is not None:
         return int(changed_id), True
     existing = connection.execute(
