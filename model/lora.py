@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from .errors import ConfigError
 from .network import GeoMeltModel
+
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+
+# peft (and through it transformers) is imported inside the functions: it costs seconds at
+# import time and only LoRA users need it.
 
 __all__ = ["LoraSettings", "apply_lora", "load_lora", "lora_target_regex", "merge_lora"]
 
@@ -45,6 +51,8 @@ def lora_target_regex(settings: LoraSettings) -> str:
 
 
 def _peft_config(settings: LoraSettings) -> LoraConfig:
+    from peft import LoraConfig
+
     return LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
@@ -66,6 +74,8 @@ def _unfreeze_extras(peft_model: PeftModel, settings: LoraSettings) -> None:
 
 def apply_lora(model: GeoMeltModel, settings: LoraSettings) -> PeftModel:
     """Wrap in place; only LoRA matrices (and heads/LayerNorms if asked) stay trainable."""
+    from peft import get_peft_model
+
     peft_model = get_peft_model(model, _peft_config(settings))
     _unfreeze_extras(peft_model, settings)
     return peft_model
@@ -85,4 +95,6 @@ def load_lora(model: GeoMeltModel, adapter_dir: Path) -> PeftModel:
         raise ConfigError(
             f"{adapter_dir}: no adapter_config.json; pass a folder written by save_pretrained"
         )
+    from peft import PeftModel
+
     return PeftModel.from_pretrained(model, str(adapter_dir))

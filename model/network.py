@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,6 +17,13 @@ from .heads import INIT_LOGIT_SCALE, pairwise_logits, unit_embedding
 from .masking import caption_attention_bias
 
 __all__ = ["GeoMeltModel"]
+
+
+@torch.no_grad()
+def _trunc_normal_(weight: torch.Tensor, std: float) -> None:
+    """N(0, std²) truncated at ±std via the inverse CDF (torch's rejection sampler is slow)."""
+    bound = math.erf(1.0 / math.sqrt(2.0))  # CDF mass within ±1σ, mapped to (−bound, bound)
+    weight.uniform_(-bound, bound).erfinv_().mul_(std * math.sqrt(2.0)).clamp_(-std, std)
 
 
 class GeoMeltModel(nn.Module):
@@ -52,7 +61,7 @@ class GeoMeltModel(nn.Module):
         nn.init.normal_(self.beit3.text_embed.weight, std=d**-0.5)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.02, a=-0.02, b=0.02)
+                _trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.LayerNorm):
