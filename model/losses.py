@@ -34,7 +34,8 @@ def caption_loss(
             "both must lie in [0, 1)"
         )
     vocab = logits.size(-1)
-    log_p = F.log_softmax(logits.float(), dim=-1)
+    # Half-precision logits are promoted; fp64 stays fp64.
+    log_p = F.log_softmax(logits if logits.dtype == torch.float64 else logits.float(), dim=-1)
     q = torch.full_like(log_p, label_smoothing / (vocab - 1))
     q.scatter_(1, targets[:, None], 1.0 - label_smoothing)
     per_token = (torch.xlogy(q, q) - q * log_p).sum(dim=-1)
