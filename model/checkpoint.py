@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ def _read_pth(path: Path) -> dict[str, torch.Tensor]:
         # Official fine-tuned files also pickle their argparse Namespace under "args".
         with torch.serialization.safe_globals([argparse.Namespace]):
             raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
         raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({exc})") from exc
     return _unwrap(raw, str(path))
 
