@@ -19,7 +19,7 @@ from .image import preprocess_images
 from .network import GeoMeltModel
 from .tokenizer import TextTokenizer, encode_batch, load_tokenizer
 
-__all__ = ["RANDOM_MODELS", "GeoMelt", "ZeroShotResult", "load"]
+__all__ = ["RANDOM_MODELS", "GeoMelt", "ZeroShotResult", "load", "state_sha256"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class ZeroShotResult:
     labels: list[str]
 
 
-def _state_sha256(model: GeoMeltModel) -> str:
+def state_sha256(model: GeoMeltModel) -> str:
+    """Digest of every key and tensor byte: a version for weights that have no file."""
     digest = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode())
@@ -58,9 +59,10 @@ class GeoMelt:
     def __init__(
         self, model: GeoMeltModel, tokenizer: TextTokenizer, *, name: str, sha256: str
     ) -> None:
-        if tokenizer.spec.model_vocab != model.geomelt_config.text.vocab_size:
+        if tokenizer.spec.vocab_size_tok > model.geomelt_config.text.vocab_size:
             raise ConfigError(
-                f"tokenizer {tokenizer.spec.kind} does not fit model {name!r}; "
+                f"tokenizer {tokenizer.spec.kind} has {tokenizer.spec.vocab_size_tok} ids but "
+                f"model {name!r} only {model.geomelt_config.text.vocab_size} rows; "
                 "load the tokenizer named in the checkpoint"
             )
         self.model = model.eval()
@@ -147,7 +149,7 @@ class GeoMelt:
 def _load_random(name: str, device: str | torch.device, dtype: torch.dtype | None) -> GeoMelt:
     config = get_config(RANDOM_MODELS[name])
     model = create_model(config, seed=RANDOM_SEED)
-    sha = _state_sha256(model)
+    sha = state_sha256(model)
     model = model.to(device=device, dtype=dtype) if dtype else model.to(device)
     tokenizer = load_tokenizer(config.text.tokenizer)
     logger.info("built %s (random init, seed %d)", name, RANDOM_SEED)
