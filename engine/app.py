@@ -1,0 +1,70 @@
+"""`create_app(deps)`: the Litestar application (no module-level app)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from geomelt.db import create_db_engine
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from .auth import require_scope
+from .config import AppDeps
+from .controllers import (
+    AdminController,
+    CollectionsController,
+    RootController,
+    SearchController,
+    SourcesController,
+)
+from .errors import exception_handlers
+from .service import SearchService
+
+__all__ = ["create_app"]
+
+
+def create_app(deps: AppDeps) -> Litestar:
+    config = deps.config
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_db_engine(config.database_url)
+        model = await anyio.to_thread.run_sync(deps.load_model)
+        app.state.engine = engine
+        app.state.service = SearchService(engine, model, config)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    read_guard: list[Any] = [require_scope("read")]
+    return Litestar(
+        route_handlers=[
+            RootController,
+            CollectionsController,
+            SearchController,
+            SourcesController,
+            AdminController,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=exception_handlers,
+        guards=read_guard,
+        state=_state(config),
+        request_max_body_size=config.max_upload_bytes + 100_000,
+        openapi_config=OpenAPIConfig(
+            title=config.title,
+            version="1.0.0",
+            description="STAC API over GeoMELT chips, with natural-language (`q`) and "
+            "example-based (`similar_to`, image upload) search.",
+            path="/schema",
+        ),
+    )
+
+
+def _state(config: Any) -> Any:
+    from litestar.datastructures import State
+
+    return State({"config": config})

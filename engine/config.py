@@ -1,0 +1,43 @@
+"""What the API needs to run, built by the CLI (settings are never read here)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["AppDeps", "EngineConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    database_url: str
+    # HMAC key of page tokens; a new secret invalidates all outstanding tokens.
+    secret: bytes
+    # Absolute base URL for links behind a proxy; None: from the request (and X-Forwarded-*).
+    base_url: str | None = None
+    title: str = "GeoMELT Search"
+    default_limit: int = 10
+    max_limit: int = 1000
+    max_q_length: int = 1000
+    max_similar_to: int = 32
+    rocchio_beta: float = 0.5
+    q_alpha: float = 0.5  # weight of the text vector when q and similar_to are combined
+    rrf_k: int = 60
+    # Ranked searches fuse the top `rank_depth` of each list; deeper results are not returned.
+    rank_depth: int = 1000
+    exact_threshold: int = 20_000
+    count_threshold: int = 10_000  # numberMatched only when the estimate is below this
+    token_ttl_s: int = 24 * 3600
+    max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 10_000_000
+    max_image_pixels: int = 50_000_000
+    reads_require_key: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppDeps:
+    """`load_model()` is called once by the app's lifespan (tests pass a preloaded model)."""
+
+    config: EngineConfig
+    load_model: Callable[[], Any]

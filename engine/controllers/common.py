@@ -1,0 +1,103 @@
+"""Helpers shared by the controllers: absolute URLs and ItemCollection responses."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response
+
+from ..params import SearchRequest
+from ..service import SearchResult, SearchService
+from ..stac import GEOJSON, apply_fields, item_document
+
+__all__ = ["base_url", "item_collection", "service"]
+
+
+def service(request: Request[Any, Any, Any]) -> SearchService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def base_url(request: Request[Any, Any, Any]) -> str:
+    """Absolute base of links: the configured one, else the request's (X-Forwarded-* aware)."""
+    configured = request.app.state.config.base_url
+    if configured:
+        return str(configured).rstrip("/")
+    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
+    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
+    host = host or request.url.netloc
+    root = request.scope.get("root_path", "")
+    return f"{proto}://{host}{root}".rstrip("/")
+
+
+def item_collection(
+    request: Request[Any, Any, Any],
+    search: SearchRequest,
+    result: SearchResult,
+    *,
+    method: str,
+    self_href: str | None = None,
+    next_params: dict[str, str] | None = None,
+) -> Response[Any]:
+    base = base_url(request)
+    features = []
+    for position, row in enumerate(result.rows, start=result.rank_offset + 1):
+        item = item_document(base, row, rank=position if result.ranked else None)
+        features.append(apply_fields(item, search.fields_include, search.fields_exclude))
+    href = self_href or f"{base}{request.url.path}" + (
+        f"?{request.url.query}" if request.url.query else ""
+    )
+    links: list[dict[str, Any]] = [
+        {"rel": "self", "href": href, "type": GEOJSON},
+        {"rel": "root", "href": f"{base}/", "type": "application/json"},
+    ]
+    if result.next_token:
+        links.append(_next_link(request, base, search, result.next_token, method, next_params))
+    body: dict[str, Any] = {
+        "type": "FeatureCollection",
+        "features": features,
+        "links": links,
+        "numberReturned": len(features),
+    }
+    if result.number_matched is not None:
+        body["numberMatched"] = result.number_matched
+    headers = {}
+    if result.info is not None:
+        body["search:info"] = result.info
+        headers["X-Search-Strategy"] = (
+            f"{result.info['strategy']}; estimated={result.info['estimated_candidates']}"
+        )
+    return Response(body, media_type=GEOJSON, headers=headers)
+
+
+def _next_link(
+    request: Request[Any, Any, Any],
+    base: str,
+    search: SearchRequest,
+    token: str,
+    method: str,
+    next_params: dict[str, str] | None,
+) -> dict[str, Any]:
+    if method == "POST":
+        return {
+            "rel": "next",
+            "href": f"{base}/search",
+            "type": GEOJSON,
+            "method": "POST",
+            # Ranking parameters ride along so that a client without the modifier keeps them.
+            "body": {**search.ranking_body, "token": token},
+            "merge": True,
+        }
+    if next_params is not None:  # e.g. an image search continues as GET /search?image_ref=...
+        params = [(k, v) for k, v in next_params.items() if k != "token"]
+        path = "/search"
+    else:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        path = request.url.path
+    params.append(("token", token))
+    return {
+        "rel": "next",
+        "href": f"{base}{path}?{urlencode(params)}",
+        "type": GEOJSON,
+        "method": "GET",
+    }

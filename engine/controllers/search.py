@@ -1,0 +1,122 @@
+"""Item Search (GET and POST) and search by an uploaded image."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from ..errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from ..params import parse_get, parse_post
+from ..stac import GEOJSON
+from .common import item_collection, service
+from .docs import SEARCH_BODY_EXAMPLES, SEARCH_DESCRIPTION, query
+
+__all__ = ["SearchController"]
+
+Q = str | None
+
+
+class SearchController(Controller):
+    path = "/search"
+    tags = ("Item Search",)
+
+    @get(
+        "/",
+        summary="Search items (GET)",
+        description=SEARCH_DESCRIPTION,
+        sync_to_thread=True,
+        media_type=GEOJSON,
+    )
+    def search_get(
+        self,
+        request: Request[Any, Any, Any],
+        collections: Annotated[Q, query("collections")] = None,
+        ids: Annotated[Q, query("ids")] = None,
+        bbox: Annotated[Q, query("bbox")] = None,
+        intersects: Annotated[Q, query("intersects")] = None,
+        datetime: Annotated[Q, query("datetime")] = None,
+        limit: Annotated[Q, query("limit")] = None,
+        sortby: Annotated[Q, query("sortby")] = None,
+        fields: Annotated[Q, query("fields")] = None,
+        filter_: Annotated[Q, query("filter")] = None,
+        filter_lang: Annotated[Q, query("filter-lang")] = None,
+        filter_crs: Annotated[Q, query("filter-crs")] = None,
+        q: Annotated[Q, query("q")] = None,
+        similar_to: Annotated[Q, query("similar_to")] = None,
+        negative: Annotated[Q, query("negative")] = None,
+        image_ref: Annotated[Q, query("image_ref")] = None,
+        token: Annotated[Q, query("token")] = None,
+    ) -> Response[Any]:
+        config = request.app.state.config
+        search = parse_get(dict(request.query_params), config)
+        result = service(request).search(search)
+        return item_collection(request, search, result, method="GET")
+
+    @post(
+        "/",
+        summary="Search items (POST)",
+        description=SEARCH_DESCRIPTION,
+        status_code=200,
+        sync_to_thread=True,
+        media_type=GEOJSON,
+    )
+    def search_post(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[
+            dict[str, Any],
+            Body(
+                title="Search body",
+                description="Item Search parameters as JSON; unknown members are ignored.",
+                examples=SEARCH_BODY_EXAMPLES,
+            ),
+        ],
+    ) -> Response[Any]:
+        config = request.app.state.config
+        content_type = request.headers.get("content-type", "")
+        if not content_type.split(";")[0].strip().lower().endswith("json"):
+            raise UnsupportedMediaType("body: POST /search takes application/json")
+        length = int(request.headers.get("content-length") or 0)
+        if length > config.max_body_bytes:
+            raise PayloadTooLarge(f"body: {length} bytes, more than {config.max_body_bytes}")
+        search = parse_post(data, config)
+        result = service(request).search(search)
+        return item_collection(request, search, result, method="POST")
+
+    @post(
+        "/image",
+        summary="Search by an uploaded image",
+        status_code=200,
+        sync_to_thread=True,
+        media_type=GEOJSON,
+        description=(
+            "multipart/form-data with `file` (PNG or JPEG; GeoTIFF is not supported yet and "
+            "gives 415) and optional GET-style search parameters as further form fields "
+            "(`collections`, `bbox`, `datetime`, `filter`, `limit`, ...). The image is "
+            "embedded with the model's image tower and ranked like `similar_to`; the response's "
+            "`search:info.image_ref` can be sent as `image_ref` to /search (next links do)."
+        ),
+    )
+    def search_image(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> Response[Any]:
+        config = request.app.state.config
+        upload = data.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidParameter("file: send the image as a multipart form field named 'file'")
+        content = upload.file.read(config.max_upload_bytes + 1)
+        reference = service(request).embed_upload(content)
+        params = {k: v for k, v in data.items() if isinstance(v, str)}
+        params["image_ref"] = reference
+        params.pop("token", None)
+        search = parse_get(params, config)
+        result = service(request).search(search)
+        if result.info is not None:
+            result.info["image_ref"] = reference
+        return item_collection(request, search, result, method="GET", next_params=params)

@@ -1,0 +1,319 @@
+"""The search service: one transaction per search, from validated parameters to page rows.
+
+Owned by the app's lifespan together with the database engine and the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from geomelt.db import unit_of_work
+from geomelt.db.queries.filters import Filters, where_clauses
+from geomelt.db.queries.search import (
+    Ranked,
+    SortKey,
+    VectorPlan,
+    chip_embeddings,
+    chip_thumbnail,
+    collection_summaries,
+    count_matches,
+    estimate_matches,
+    find_model_id,
+    keyword_ranks,
+    page_select,
+    plan_vector_search,
+    resolve_item_ids,
+    sort_key,
+    sort_values,
+    vector_neighbours,
+)
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import Connection, Engine
+
+from .config import EngineConfig
+from .errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from .params import SearchRequest
+from .ranking import normalise, reciprocal_rank_fusion, rocchio
+from .tokens import decode_token, encode_token, fingerprint
+
+__all__ = ["SearchResult", "SearchService"]
+
+_CACHE_SIZE = 1024
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
+@dataclass
+class SearchResult:
+    rows: list[Any]
+    rank_offset: int
+    next_token: str | None
+    number_matched: int | None
+    info: dict[str, Any] | None = None
+    ranked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> np.ndarray[Any, Any] | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: np.ndarray[Any, Any]) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class SearchService:
+    def __init__(self, engine: Engine, model: Any, config: EngineConfig) -> None:
+        self.engine = engine
+        self.model = model
+        self.config = config
+        self._text_vectors = _Lru(_CACHE_SIZE)
+        self._image_vectors = _Lru(_CACHE_SIZE)
+        self._model_id: int | None = None
+
+    @property
+    def model_label(self) -> str:
+        return str(self.model.version)
+
+    def model_id(self, connection: Connection) -> int | None:
+        """The id of the loaded model's rows (looked up until a worker has registered it)."""
+        if self._model_id is None:
+            self._model_id = find_model_id(connection, sha256=self.model.sha256)
+        return self._model_id
+
+    def collections(self, collection: str | None = None) -> list[Any]:
+        with unit_of_work(self.engine) as connection:
+            model_id = self.model_id(connection)
+            if model_id is None:
+                return []
+            return collection_summaries(connection, model_id=model_id, collection=collection)
+
+    def thumbnail(self, collection: str, item_id: str) -> tuple[bytes, str] | None:
+        with unit_of_work(self.engine) as connection:
+            model_id = self.model_id(connection)
+            if model_id is None:
+                return None
+            return chip_thumbnail(
+                connection, model_id=model_id, collection=collection, item_id=item_id
+            )
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        query_fingerprint = fingerprint(request.fingerprint_source())
+        after, returned = None, 0
+        if request.token:
+            after, returned = decode_token(
+                self.config.secret,
+                request.token,
+                query_fingerprint=query_fingerprint,
+                ttl_s=self.config.token_ttl_s,
+            )
+        with unit_of_work(self.engine) as connection:
+            model_id = self.model_id(connection)
+            if model_id is None:
+                return SearchResult([], returned, None, 0, ranked=request.ranked)
+            excluded: tuple[int, ...] = ()
+            positives: dict[str, int] = {}
+            if request.similar_to:
+                positives = resolve_item_ids(
+                    connection, request.similar_to, model_id=model_id, parameter="similar_to"
+                )
+                excluded = tuple(positives.values())
+            filters = _filters(request, model_id, excluded)
+            where = where_clauses(filters)
+            ranked, info = None, None
+            if request.ranked:
+                vector = self._query_vector(connection, request, model_id, positives)
+                ranked, info = self._rank(connection, where, request, vector)
+            sort = _sort_keys(request, ranked=ranked is not None)
+            statement = page_select(
+                where, sort, after=after, limit=request.limit + 1, ranked=ranked
+            )
+            rows = list(connection.execute(statement))
+            matched = len(ranked.chip_ids) if ranked else self._number_matched(connection, where)
+        next_token = None
+        if len(rows) > request.limit:
+            rows = rows[: request.limit]
+            next_token = encode_token(
+                self.config.secret,
+                keys=sort_values(rows[-1], len(sort)),
+                query_fingerprint=query_fingerprint,
+                returned=returned + len(rows),
+            )
+        return SearchResult(rows, returned, next_token, matched, info, ranked=ranked is not None)
+
+    def _number_matched(self, connection: Connection, where: list[Any]) -> int | None:
+        if estimate_matches(connection, where) >= self.config.count_threshold:
+            return None
+        return count_matches(connection, where)
+
+    def _rank(
+        self,
+        connection: Connection,
+        where: list[Any],
+        request: SearchRequest,
+        vector: np.ndarray[Any, Any],
+    ) -> tuple[Ranked, dict[str, Any]]:
+        depth = self.config.rank_depth
+        dim = int(vector.shape[0])
+        plan = plan_vector_search(
+            connection, where, depth=depth, exact_threshold=self.config.exact_threshold
+        )
+        neighbours = vector_neighbours(connection, where, vector, dim=dim, depth=depth, plan=plan)
+        fell_back = False
+        if plan.strategy == "hnsw" and len(neighbours) < depth:
+            # The scan budget ran out before `depth` rows passed the filters: exact once.
+            plan = VectorPlan("exact", plan.estimated_candidates)
+            neighbours = vector_neighbours(
+                connection, where, vector, dim=dim, depth=depth, plan=plan
+            )
+            fell_back = True
+        keyword = (
+            keyword_ranks(connection, where, request.q_phrases, depth=depth) if request.q else []
+        )
+        fused = reciprocal_rank_fusion(
+            [[chip for chip, _ in neighbours], [chip for chip, _ in keyword]], k=self.config.rrf_k
+        )
+        text_ranks = dict(keyword)
+        ranked = Ranked(
+            chip_ids=[chip for chip, _ in fused],
+            scores=[score for _, score in fused],
+            text_ranks=[text_ranks.get(chip) for chip, _ in fused],
+            query_vector=vector,
+            dim=dim,
+        )
+        info: dict[str, Any] = {
+            "strategy": plan.strategy,
+            "estimated_candidates": plan.estimated_candidates,
+            "model": self.model_label,
+            "fusion": f"rrf(k={self.config.rrf_k})" if request.q else "vector",
+            "depth": depth,
+        }
+        if plan.strategy == "hnsw":
+            info.update(
+                ef_search=plan.ef_search,
+                iterative_scan="relaxed_order",
+                max_scan_tuples=plan.max_scan_tuples,
+            )
+        if fell_back:
+            info["fallback_from"] = "hnsw"
+        return ranked, info
+
+    def _query_vector(
+        self,
+        connection: Connection,
+        request: SearchRequest,
+        model_id: int,
+        positives: dict[str, int],
+    ) -> np.ndarray[Any, Any]:
+        beta = self.config.rocchio_beta
+        examples = []
+        if positives:
+            examples.extend(chip_embeddings(connection, list(positives.values())))
+        if request.image_ref:
+            image_vector = self._image_vectors.get(request.image_ref)
+            if image_vector is None:
+                raise InvalidParameter("image_ref: unknown or expired; upload the image again")
+            examples.append(image_vector)
+        negatives = None
+        if request.negative:
+            chip_ids = resolve_item_ids(
+                connection, request.negative, model_id=model_id, parameter="negative"
+            )
+            negatives = chip_embeddings(connection, list(chip_ids.values()))
+        try:
+            if request.q and examples:
+                text = self._text_vector(request.q)
+                examples_mean = np.mean([normalise(v) for v in examples], axis=0)
+                alpha = self.config.q_alpha
+                combined = normalise(alpha * text + (1 - alpha) * examples_mean)
+                return rocchio(combined[None, :], negatives, beta=beta)
+            if request.q:
+                return rocchio(self._text_vector(request.q)[None, :], negatives, beta=beta)
+            return rocchio(np.stack(examples), negatives, beta=beta)
+        except ValueError as exc:
+            raise InvalidParameter(f"negative: {exc}") from exc
+
+    def _text_vector(self, text: str) -> np.ndarray[Any, Any]:
+        key = hashlib.sha256(text.encode()).hexdigest()
+        vector = self._text_vectors.get(key)
+        if vector is None:
+            vector = np.asarray(self.model.encode_texts([text])[0], dtype=np.float32)
+            self._text_vectors.put(key, vector)
+        return vector
+
+    def embed_upload(self, data: bytes) -> str:
+        """Embed an uploaded PNG/JPEG; returns the image_ref under which its vector is kept."""
+        if len(data) > self.config.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"file: {len(data)} bytes, more than {self.config.max_upload_bytes} allowed"
+            )
+        if data[:4] in _TIFF_MAGIC:
+            raise UnsupportedMediaType(
+                "file: GeoTIFF/TIFF uploads are not supported yet; send a PNG or JPEG"
+            )
+        pixels = _decode_image(data, self.config.max_image_pixels)
+        reference = hashlib.sha256(data).hexdigest()[:32]
+        if self._image_vectors.get(reference) is None:
+            vector = np.asarray(self.model.encode_images(pixels[None])[0], dtype=np.float32)
+            self._image_vectors.put(reference, vector)
+        return reference
+
+
+def _decode_image(data: bytes, max_pixels: int) -> np.ndarray[Any, Any]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in ("PNG", "JPEG"):
+                raise UnsupportedMediaType(
+                    f"file: {image.format} images are not supported; send a PNG or JPEG"
+                )
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PayloadTooLarge(
+                    f"file: {width}x{height} pixels, more than {max_pixels} allowed"
+                )
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise UnsupportedMediaType("file: not a readable PNG or JPEG image") from exc
+
+
+def _filters(request: SearchRequest, model_id: int, excluded: tuple[int, ...]) -> Filters:
+    return Filters(
+        model_id=model_id,
+        collections=request.collections,
+        ids=request.ids,
+        bbox=request.bbox,
+        intersects=request.intersects,
+        datetime_start=request.datetime_start,
+        datetime_end=request.datetime_end,
+        cql2=request.filter,
+        exclude_chip_ids=excluded,
+    )
+
+
+def _sort_keys(request: SearchRequest, *, ranked: bool) -> list[SortKey]:
+    if request.sortby:
+        return [
+            SortKey(sort_key(name, ranked=ranked).field, descending)
+            for name, descending in request.sortby
+        ]
+    if ranked:
+        return [SortKey("search:score", True)]
+    return [SortKey("datetime", True)]
