@@ -7,6 +7,7 @@ from .errors import CheckpointError, ConfigError, ModelError
 from .factory import create_model, get_config, list_presets
 from .image import preprocess_images
 from .lora import LoraSettings, apply_lora, merge_lora
+from .metrics import retrieval_metrics
 from .network import GeoMeltModel
 from .presets import PRESETS
 from .tokenizer import load_tokenizer
@@ -36,5 +37,6 @@ __all__ = [
     "merge_lora",
     "preprocess_images",
     "read_checkpoint",
+    "retrieval_metrics",
     "save_checkpoint",
 ]
