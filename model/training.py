@@ -1,0 +1,66 @@
+"""One stage-1 step's task losses: ITC on clean text, masked-token captioning (spec §3.3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import TokenizerSpec
+from .losses import caption_loss, contrastive_loss
+from .masking import mask_caption_tokens
+from .network import GeoMeltModel
+
+__all__ = ["CaptionTrainingSettings", "TaskLosses", "task_losses"]
+
+
+@dataclass(frozen=True)
+class CaptionTrainingSettings:
+    """Masking and loss settings; defaults are GeoMELT's (§3.3, §4.1)."""
+
+    mask_prob: float = 0.6
+    label_smoothing: float = 0.1
+    drop_worst_ratio: float = 0.2
+    drop_worst_after: int = 12000
+
+
+@dataclass(frozen=True)
+class TaskLosses:
+    itc: torch.Tensor
+    cap: torch.Tensor
+
+
+def task_losses(
+    model: GeoMeltModel,
+    pixels: torch.Tensor,
+    text_ids: torch.Tensor,
+    padding_mask: torch.Tensor,
+    spec: TokenizerSpec,
+    *,
+    step: int,
+    settings: CaptionTrainingSettings = CaptionTrainingSettings(),
+    generator: torch.Generator | None = None,
+) -> TaskLosses:
+    """Dual-encoder pass (image-only, clean text-only) and fused pass on corrupted text.
+
+    pixels (B, 3, S, S) normalised; text_ids (B, T) as [bos] pieces [eos] [pad]…; each image
+    appears once per batch (duplicates would be false negatives for ITC).
+    """
+    image_emb = model.encode_images(pixels)
+    text_emb = model.encode_texts(text_ids, padding_mask)
+    itc = contrastive_loss(model.similarity(image_emb, text_emb))
+    masked = mask_caption_tokens(
+        text_ids, padding_mask, spec, mask_prob=settings.mask_prob, generator=generator
+    )
+    logits = model.caption_logits(
+        pixels, masked.input_ids, padding_mask, masked_positions=masked.masked_positions
+    )
+    cap = caption_loss(
+        logits,
+        masked.targets,
+        label_smoothing=settings.label_smoothing,
+        drop_worst_ratio=settings.drop_worst_ratio,
+        step=step,
+        drop_worst_after=settings.drop_worst_after,
+    )
+    return TaskLosses(itc=itc, cap=cap)
