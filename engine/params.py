@@ -321,28 +321,29 @@ def _sort_post(value: Any) -> list[tuple[str, bool]]:
     return terms
 
 
-def _fields_text(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _fields_text(text: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     include, exclude = [], []
     for term in _split(text):
         if term.startswith("-"):
             exclude.append(term[1:])
         else:
             include.append(term.lstrip("+ "))
-    return tuple(include), tuple(exclude)
+    return (tuple(include) or None), tuple(exclude)
 
 
-def _fields_post(value: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    if value is None:
-        return None
+def _fields_post(value: Any) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """An absent `include` (None) differs from an empty one (): see stac.apply_fields."""
     if not isinstance(value, dict):
         raise InvalidParameter("fields: expected {include: [...], exclude: [...]}")
-    parts = []
+    parts: list[tuple[str, ...] | None] = []
     for name in ("include", "exclude"):
-        entries = value.get(name) or []
-        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        entries = value.get(name)
+        if entries is not None and (
+            not isinstance(entries, list) or not all(isinstance(e, str) for e in entries)
+        ):
             raise InvalidParameter(f"fields: {name} must be a list of strings")
-        parts.append(tuple(entries))
-    return parts[0], parts[1]
+        parts.append(None if name not in value else tuple(entries or ()))
+    return parts[0], parts[1] or ()
 
 
 def _filter_get(text: str, lang: str) -> Any:
@@ -365,7 +366,28 @@ def _filter_post(value: Any, lang: Any) -> Any:
     return _normalise_cql2(value, "cql2-json")
 
 
+def _legacy_between(node: Any) -> Any:
+    """Rewrite the older cql2-json BETWEEN form `[property, [low, high]]` to three arguments."""
+    if isinstance(node, list):
+        return [_legacy_between(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _legacy_between(v) for k, v in node.items()}
+    args = node.get("args")
+    if (
+        str(node.get("op", "")).lower() == "between"
+        and isinstance(args, list)
+        and len(args) == 2
+        and isinstance(args[1], list)
+        and len(args[1]) == 2
+    ):
+        node["args"] = [args[0], *args[1]]
+    return node
+
+
 def _normalise_cql2(value: Any, lang: str) -> Any:
+    if lang == "cql2-json":
+        value = _legacy_between(value)
     try:
         if lang == "cql2-text":
             expression = cql2.parse_text(value)

@@ -56,6 +56,7 @@ CONFORMANCE = [
 
 # Properties copied from the source item when present.
 _SOURCE_PROPERTIES = ("eo:cloud_cover", "platform", "constellation", "gsd", "instruments")
+_ALWAYS = ("id", "type", "stac_version", "collection")
 _DEFAULT_FIELDS = (
     "id",
     "type",
@@ -227,14 +228,28 @@ def _bbox(geometry: dict[str, Any]) -> list[float]:
 def apply_fields(
     item: dict[str, Any], include: Sequence[str] | None, exclude: Sequence[str] | None
 ) -> dict[str, Any]:
-    """The Fields extension: no fields -> the whole item; else default set + include - exclude."""
+    """The Fields extension as stac-api-validator 0.6.8 checks it.
+
+    No `fields`: the whole item. Includes: only those, plus id, type, stac_version and
+    collection. Excludes with no `include` at all: the item without them; with an empty
+    `include`: the default set without them. A path both included and excluded, or an excluded
+    parent of an included path, stays (the include is more specific).
+    """
     if include is None and exclude is None:
         return item
-    result: dict[str, Any] = {}
-    for path in (*_DEFAULT_FIELDS, *(include or ())):
-        _copy_path(item, result, path.split("."))
-    for path in exclude or ():
-        if path in ("id", "type"):
+    exclude = tuple(exclude or ())
+    if include:
+        result: dict[str, Any] = {}
+        for path in (*_ALWAYS, *include):
+            _copy_path(item, result, path.split("."))
+    elif include is None and exclude:
+        result = copy.deepcopy(item)
+    else:
+        result = {}
+        for path in _DEFAULT_FIELDS:
+            _copy_path(item, result, path.split("."))
+    for path in exclude:
+        if path in _ALWAYS or any(i == path or i.startswith(path + ".") for i in include or ()):
             continue
         _delete_path(result, path.split("."))
     return result

@@ -62,6 +62,8 @@ def _predicate(op: str, args: list[Any]) -> ColumnElement[bool]:
         left, right = _operands(args[0], args[1])
         return left.like(right)
     if op == "between":
+        if len(args) == 2 and isinstance(args[1], list) and len(args[1]) == 2:
+            args = [args[0], *args[1]]  # the older cql2-json form [property, [low, high]]
         _arity(op, args, 3)
         value, low = _operands(args[0], args[1])
         _, high = _operands(args[0], args[2])

@@ -118,6 +118,7 @@ QUERYABLES: dict[str, Queryable] = {
         _source_property("eo:cloud_cover").as_float(), "number", "Cloud cover of the source item"
     ),
     "gsd": Queryable(_source_property("gsd").as_float(), "number", "Ground sample distance (m)"),
+    "mission": Queryable(_source_property("mission").as_string(), "string", "Mission"),
     "platform": Queryable(_source_property("platform").as_string(), "string", "Platform"),
     "constellation": Queryable(
         _source_property("constellation").as_string(), "string", "Constellation"
