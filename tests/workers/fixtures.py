@@ -1,0 +1,467 @@
+"""Real test services for ingestion: STAC items from ../shared/data/geo, a rustac STAC API, a
+Range-capable static file server, and a fault-injecting proxy in front of the STAC API.
+
+Run as a script to build a catalog and serve it until Ctrl-C (for the demo and by hand):
+`python -m tests.workers.fixtures OUT_DIR [FILE ...]`.
+
+No packaged static server with HTTP Range support ships with the standard library or our
+dependencies (http.server has none), so `RangeServer` is a small threaded http.server subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import json
+import logging
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.warp import transform_bounds
+
+logger = logging.getLogger(__name__)
+
+GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
+COLLECTION = "geomelt-geo"
+
+# Band names meaning red, green, blue in the manifest (Sentinel-2 B04/B03/B02, Landsat 7 B3/B2/B1).
+RGB_NAMES = {
+    "red": ("red", "B04", "B3"),
+    "green": ("green", "B03", "B2"),
+    "blue": ("blue", "B02", "B1"),
+}
+# Files with an unknown acquisition date get this interval (STAC needs a datetime or a range).
+UNKNOWN_INTERVAL = ("1990-01-01T00:00:00Z", "2025-12-31T23:59:59Z")
+
+# Small files that cover every code path quickly: visual uint8 RGB, RGBA alpha, uint16 reflectance
+# band assets, a scene smaller than one chip, pan, false colour without blue.
+TEST_FILES = (
+    "usgs_hro_colorado_201404_15cm_residential.tif",
+    "drone_pix4d_bali_ricefields_35cm_rgba.tif",
+    "s2_barbellino_20170703_boa_10m_tiny.tif",
+    "s2_demmin_20230603_10m_b04b03b02b08_4326.tif",
+    "landsat7_bahamas_rgb_300m.tif",
+)
+
+
+def manifest() -> list[dict[str, Any]]:
+    return json.loads((GEO_DIR / "manifest.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _write_band_cog(source: Path, band_index: int, target: Path) -> None:
+    with rasterio.open(source) as src:
+        profile = src.profile.copy()
+        data = src.read(band_index)
+    profile.update(driver="COG", count=1, compress="deflate", blocksize=256)
+    for key in ("blockxsize", "blockysize", "tiled", "interleave", "photometric"):
+        profile.pop(key, None)
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data, 1)
+
+
+def _asset(href: str, path: Path, roles: list[str]) -> dict[str, Any]:
+    with rasterio.open(path) as src:
+        bands = [
+            {
+                "data_type": src.dtypes[i],
+                **({"nodata": src.nodata} if src.nodata is not None else {}),
+            }
+            for i in range(src.count)
+        ]
+    return {
+        "href": href,
+        "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+        "roles": roles,
+        "raster:bands": bands,
+    }
+
+
+def build_item(entry: dict[str, Any], data_dir: Path, base_url: str, collection: str) -> dict:
+    """One STAC item (projection extension) for a manifest entry; band COGs go to data_dir."""
+    source = GEO_DIR / entry["file"]
+    stem = source.stem
+    link = data_dir / source.name
+    if not link.exists():
+        # The shared file is served in place through a symlink, never copied.
+        link.symlink_to(source)
+    assets: dict[str, Any] = {}
+    bands = entry["bands"]
+    if entry["dtype"] == "uint8" and bands[:3] == ["red", "green", "blue"]:
+        assets["visual"] = _asset(f"{base_url}/{source.name}", source, ["visual", "data"])
+    elif bands == ["pan"]:
+        assets["pan"] = _asset(f"{base_url}/{source.name}", source, ["data"])
+    else:
+        for key, names in RGB_NAMES.items():
+            index = next((i for i, b in enumerate(bands) if b in names), None)
+            if index is None:
+                continue
+            target = data_dir / f"{stem}_{key}.tif"
+            if not target.exists():
+                _write_band_cog(source, index + 1, target)
+            assets[key] = _asset(f"{base_url}/{target.name}", target, ["data"])
+    with rasterio.open(source) as src:
+        epsg = src.crs.to_epsg()
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        transform = list(src.transform)[:6]
+        shape = [src.height, src.width]
+        native_bbox = list(src.bounds)
+    properties: dict[str, Any] = {
+        "title": entry["title"],
+        "proj:code": f"EPSG:{epsg}",
+        "proj:epsg": epsg,
+        "proj:shape": shape,
+        "proj:transform": transform,
+        "proj:bbox": native_bbox,
+        "gsd": entry["gsd_m"],
+    }
+    start, end = entry.get("start_datetime"), entry.get("end_datetime")
+    if entry["datetime"] and not end:
+        properties["datetime"] = entry["datetime"]
+    else:
+        properties["datetime"] = None
+        properties["start_datetime"] = start or UNKNOWN_INTERVAL[0]
+        properties["end_datetime"] = end or UNKNOWN_INTERVAL[1]
+    properties["updated"] = "2026-11-27T00:00:00Z"
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [],
+        "id": stem,
+        "collection": collection,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "bbox": [west, south, east, north],
+        "properties": properties,
+        "links": [],
+        "assets": assets,
+    }
+
+
+@dataclass
+class Catalog:
+    """A folder with items.json (a FeatureCollection) and the files its assets point at."""
+
+    root: Path
+    items: list[dict[str, Any]]
+    collection: str = COLLECTION
+
+    @property
+    def items_path(self) -> Path:
+        return self.root / "items.json"
+
+    def write(self) -> Path:
+        self.items_path.write_text(
+            json.dumps({"type": "FeatureCollection", "features": self.items})
+        )
+        return self.items_path
+
+
+def build_catalog(
+    root: Path, base_url: str, files: tuple[str, ...] = TEST_FILES, collection: str = COLLECTION
+) -> Catalog:
+    """Items for `files` of ../shared/data/geo whose assets live under `base_url` (-> root/data)."""
+    data_dir = root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    by_name = {entry["file"]: entry for entry in manifest()}
+    items = [build_item(by_name[name], data_dir, base_url, collection) for name in files]
+    catalog = Catalog(root, items, collection)
+    catalog.write()
+    return catalog
+
+
+def write_corrupt_files(data_dir: Path) -> dict[str, str]:
+    """A truncated COG and a file of random bytes; returns name -> file name."""
+    source = GEO_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
+    truncated = data_dir / "truncated.tif"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    garbage = data_dir / "garbage.tif"
+    garbage.write_bytes(np.random.default_rng(7).integers(0, 256, 50_000, np.uint8).tobytes())
+    return {"truncated": truncated.name, "garbage": garbage.name}
+
+
+FAULT_COLLECTION = "geomelt-faults"
+
+
+def fault_items(catalog: Catalog, base_url: str) -> dict[str, dict[str, Any]]:
+    """Items that must fail with a clear reason, keyed by the fault (item ids are the keys too)."""
+    names = write_corrupt_files(catalog.root / "data")
+    good = next(i for i in catalog.items if i["id"].startswith("usgs_hro"))
+
+    def variant(fault: str, **changes: Any) -> dict[str, Any]:
+        item = json.loads(json.dumps(good))
+        item["id"] = fault
+        item["collection"] = FAULT_COLLECTION
+        item.update(changes)
+        return item
+
+    def visual(href: str) -> dict[str, Any]:
+        return {"visual": {**good["assets"]["visual"], "href": href}}
+
+    return {
+        "missing-asset": variant("missing-asset", assets=visual(f"{base_url}/nothing-here.tif")),
+        "slow-asset": variant("slow-asset", assets=visual(f"{base_url}/slow/stalls.tif")),
+        "truncated": variant("truncated", assets=visual(f"{base_url}/{names['truncated']}")),
+        "garbage": variant("garbage", assets=visual(f"{base_url}/{names['garbage']}")),
+        "no-rgb": variant(
+            "no-rgb", assets={"nir": {**good["assets"]["visual"], "roles": ["data"]}}
+        ),
+        "broken-geometry": variant(
+            "broken-geometry",
+            geometry={"type": "Polygon", "coordinates": [[[-104.7, 38.9], [-104.6, 38.9]]]},
+        ),
+    }
+
+
+# --- Static server with HTTP Range ----------------------------------------------------------
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """GET/HEAD with single byte ranges; paths under /slow/ stall to provoke client timeouts."""
+
+    stall_s = 30.0
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("static: " + format, *args)
+
+    def send_head(self) -> Any:
+        if self.path.startswith("/slow/"):
+            time.sleep(self.stall_s)
+            self.send_error(504)
+            return None
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404, "not found")
+            return None
+        size = path.stat().st_size
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        handle = path.open("rb")
+        if match is None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "image/tiff")
+            self.end_headers()
+            return handle
+        first_text, last_text = match.groups()
+        if first_text == "":
+            first, last = max(0, size - int(last_text)), size - 1
+        else:
+            first = int(first_text)
+            last = min(int(last_text), size - 1) if last_text else size - 1
+        if first >= size or first > last:
+            handle.close()
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        handle.seek(first)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "image/tiff")
+        self.end_headers()
+        self._remaining = last - first + 1
+        return handle
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            shutil.copyfileobj(source, outputfile)
+            return
+        while remaining > 0:
+            block = source.read(min(65536, remaining))
+            if not block:
+                break
+            outputfile.write(block)
+            remaining -= len(block)
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # GDAL drops connections once it has the bytes it wants; that is not a server fault.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+@contextlib.contextmanager
+def static_server(directory: Path, stall_s: float = 30.0) -> Iterator[str]:
+    """Serve `directory` on 127.0.0.1; yields the base URL."""
+    handler = type("Handler", (_RangeHandler,), {"stall_s": stall_s})
+
+    def factory(*args: Any) -> _RangeHandler:
+        return handler(*args, directory=str(directory))
+
+    server = _QuietServer(("127.0.0.1", 0), factory)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- rustac STAC API --------------------------------------------------------------------------
+
+
+def rustac_executable() -> str:
+    found = Path(sys.executable).parent / "rustac"
+    if found.exists():
+        return str(found)
+    which = shutil.which("rustac")
+    if which is None:
+        raise RuntimeError("rustac is not installed; pip install -e '.[dev]' installs it")
+    return which
+
+
+@contextlib.contextmanager
+def rustac_server(items_path: Path) -> Iterator[str]:
+    """`rustac serve items.json` (in-memory backend) on a free loopback port; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            rustac_executable(),
+            "serve",
+            str(items_path),
+            "--create-collections",
+            "--addr",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/", timeout=1):  # noqa: S310 - loopback
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"rustac serve did not start: {process.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]
+                    ) from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# --- Fault-injecting proxy --------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    """What the proxy does to /search responses (1-based page numbers)."""
+
+    fail_pages: set[int] = field(default_factory=set)
+    # Append the first item of page 1 to this page again: "the same item twice across pages".
+    repeat_first_item_on_page: int | None = None
+    pages_seen: int = 0
+    first_item: dict[str, Any] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextlib.contextmanager
+def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
+    """An HTTP proxy in front of the STAC API that rewrites links to itself and injects faults."""
+    target = upstream.removeprefix("http://")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("proxy: " + format, *args)
+
+        def _forward(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            connection = http.client.HTTPConnection(target, timeout=30)
+            headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+            connection.request(method, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            status = response.status
+            if self.path.startswith("/search"):
+                status, payload = self._fault(status, payload)
+            own = f"127.0.0.1:{self.server.server_address[1]}"
+            payload = payload.replace(target.encode(), own.encode())
+            self.send_response(status)
+            self.send_header("Content-Type", response.getheader("Content-Type", "application/json"))
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _fault(self, status: int, payload: bytes) -> tuple[int, bytes]:
+            with faults.lock:
+                faults.pages_seen += 1
+                page = faults.pages_seen
+            if page in faults.fail_pages:
+                return 502, b'{"code":"BadGateway","description":"injected page failure"}'
+            if status != 200:
+                return status, payload
+            document = json.loads(payload)
+            features = document.get("features", [])
+            if page == 1 and features:
+                faults.first_item = features[0]
+            if page == faults.repeat_first_item_on_page and faults.first_item is not None:
+                features.append(faults.first_item)
+            return status, json.dumps(document).encode()
+
+        def do_GET(self) -> None:
+            self._forward("GET")
+
+        def do_POST(self) -> None:
+            self._forward("POST")
+
+    server = _QuietServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def main(argv: list[str]) -> None:
+    """Build a catalog of the given files (default: all 22) in argv[0] and serve it."""
+    logging.basicConfig(level=logging.INFO)
+    root = Path(argv[0])
+    files = tuple(argv[1:]) or tuple(entry["file"] for entry in manifest())
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    with static_server(root / "data") as base_url:
+        catalog = build_catalog(root, base_url, files)
+        with rustac_server(catalog.items_path) as stac_url:
+            logger.info("STAC API %s, collection %s, files %s", stac_url, COLLECTION, base_url)
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
