@@ -103,4 +103,5 @@ class MultiwayAttention(nn.Module):
         probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(scores)
         attn = (probs @ v).transpose(1, 2).reshape(batch, length, self.embed_dim)
         attn = self.inner_attn_ln(attn, split)
-        return self.out_proj(attn, split)
+        out: torch.Tensor = self.out_proj(attn, split)
+        return out

@@ -57,7 +57,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.fc1(x).float()).type_as(x)
-        return self.fc2(self.ffn_layernorm(h))
+        out: torch.Tensor = self.fc2(self.ffn_layernorm(h))
+        return out
 
 
 class DropPath(nn.Module):
@@ -104,7 +105,8 @@ class EncoderLayer(nn.Module):
             cache=None if cache is None else cache.layers[index],
         )
         x = x + self.drop_path(attn)
-        return x + self.drop_path(self.ffn(self.final_layer_norm(x, split), split))
+        ffn_out: torch.Tensor = self.drop_path(self.ffn(self.final_layer_norm(x, split), split))
+        return x + ffn_out
 
 
 class Encoder(nn.Module):
@@ -159,4 +161,5 @@ class Encoder(nn.Module):
                 cache=cache,
                 index=index,
             )
-        return self.layer_norm(x, split)
+        out: torch.Tensor = self.layer_norm(x, split)
+        return out

