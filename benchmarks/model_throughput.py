@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_count": os.cpu_count(),
                 "torch": torch.__version__,
                 "torch_threads": torch.get_num_threads(),
+                "load_average_at_end": os.getloadavg(),
                 "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             },
             "results": rows,
