@@ -9,6 +9,8 @@ import click
 from .db import db_group
 from .errors import NotBuiltError
 from .model import model_group
+from .search import search_command
+from .serve import serve_group
 
 __all__ = ["main"]
 
@@ -38,8 +40,8 @@ main.add_command(model_group)
 main.add_command(
     _not_built("demo", "issue 10", "Ingest imagery and serve a searchable map, in one command.")
 )
-main.add_command(_not_built("serve", "issue 5", "Serve the STAC API and the web page."))
+main.add_command(serve_group)
 main.add_command(_not_built("worker", "issue 4", "Run ingestion workers on the job queue."))
 main.add_command(_not_built("source", "issue 4", "Register and inspect STAC sources."))
 main.add_command(_not_built("ingest", "issue 4", "Ingest a STAC collection once, synchronously."))
-main.add_command(_not_built("search", "issue 5", "Search the index from the command line."))
+main.add_command(search_command)

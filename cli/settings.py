@@ -19,6 +19,12 @@ class Settings:
     # None means: start or attach to the embedded server in data_dir.
     database_url: str | None
     data_dir: Path
+    # API (geomelt serve): page-token HMAC secret (None: random per start), public base URL
+    # behind a proxy, the model whose embeddings are searched, whether reads need a key.
+    api_secret: str | None = None
+    api_base_url: str | None = None
+    api_model: str = "tiny-random"
+    api_reads_require_key: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -27,6 +33,10 @@ class Settings:
         return cls(
             database_url=_normalise_url(env.get("GEOMELT_DATABASE_URL") or None),
             data_dir=Path(data_dir).expanduser(),
+            api_secret=env.get("GEOMELT_API_SECRET") or None,
+            api_base_url=env.get("GEOMELT_API_BASE_URL") or None,
+            api_model=env.get("GEOMELT_API_MODEL") or "tiny-random",
+            api_reads_require_key=env.get("GEOMELT_API_READS_REQUIRE_KEY", "") in ("1", "true"),
         )
 
     @property

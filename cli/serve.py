@@ -1,0 +1,91 @@
+"""`geomelt serve`: the STAC API under uvicorn; `geomelt serve create-key`: an API key."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import click
+import uvicorn
+from geomelt.db import create_db_engine
+from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
+from litestar import Litestar
+
+from .database import open_database
+from .errors import cli_errors
+from .settings import Settings
+
+__all__ = ["app_factory", "serve_group"]
+
+# Handed from the serving process to its uvicorn worker processes (each builds its own app).
+_URL_VARIABLE = "GEOMELT_DATABASE_URL"
+_SECRET_VARIABLE = "GEOMELT_API_SECRET"  # noqa: S105 - a variable name, not a secret
+
+
+def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
+    from geomelt.model import load
+
+    config = EngineConfig(
+        database_url=database_url,
+        secret=secret.encode(),
+        base_url=settings.api_base_url,
+        reads_require_key=settings.api_reads_require_key,
+    )
+    return create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
+
+
+def app_factory() -> Litestar:
+    """The app of one uvicorn worker process (`--workers N`)."""
+    settings = Settings.from_env()
+    if settings.database_url is None or settings.api_secret is None:
+        raise click.ClickException("app_factory runs only under `geomelt serve --workers N`")
+    return _build(settings, settings.database_url, settings.api_secret)
+
+
+@click.group("serve", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="uvicorn worker processes.",
+)
+@click.pass_context
+def serve_group(context: click.Context, host: str, port: int, workers: int) -> None:
+    """Serve the STAC API (with natural-language and example-based search)."""
+    if context.invoked_subcommand is not None:
+        return
+    settings = Settings.from_env()
+    secret = settings.api_secret or secrets.token_urlsafe(32)
+    with cli_errors(), open_database(settings) as url:
+        if workers == 1:
+            uvicorn.run(_build(settings, url, secret), host=host, port=port, log_level="info")
+            return
+        os.environ[_URL_VARIABLE] = url
+        os.environ[_SECRET_VARIABLE] = secret
+        uvicorn.run(
+            "geomelt.cli.serve:app_factory", factory=True, host=host, port=port, workers=workers
+        )
+
+
+@serve_group.command("create-key")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=("write",),
+    show_default=True,
+    type=click.Choice(["read", "write", "admin"]),
+    help="Repeat for several scopes.",
+)
+def create_key(name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API key NAME and print it once (only its hash is stored)."""
+    with cli_errors(), open_database(Settings.from_env()) as url:
+        engine = create_db_engine(url)
+        try:
+            click.echo(issue_key(engine, name=name, scopes=list(scopes)))
+        finally:
+            engine.dispose()
