@@ -8,9 +8,12 @@ import click
 
 from .db import db_group
 from .errors import NotBuiltError
+from .ingest import ingest_command
 from .model import model_group
 from .search import search_command
 from .serve import serve_group
+from .sources import source_group
+from .worker import worker_command
 
 __all__ = ["main"]
 
@@ -41,7 +44,7 @@ main.add_command(
     _not_built("demo", "issue 10", "Ingest imagery and serve a searchable map, in one command.")
 )
 main.add_command(serve_group)
-main.add_command(_not_built("worker", "issue 4", "Run ingestion workers on the job queue."))
-main.add_command(_not_built("source", "issue 4", "Register and inspect STAC sources."))
-main.add_command(_not_built("ingest", "issue 4", "Ingest a STAC collection once, synchronously."))
+main.add_command(worker_command)
+main.add_command(source_group)
+main.add_command(ingest_command)
 main.add_command(search_command)

@@ -7,9 +7,11 @@ from contextlib import contextmanager
 
 import click
 from geomelt.db import DbError
+from geomelt.workers.errors import IngestError
 
 EXIT_NOT_BUILT = 3
 EXIT_DATABASE = 4
+EXIT_INGEST = 5
 
 
 class NotBuiltError(click.ClickException):
@@ -25,6 +27,10 @@ class DatabaseProblem(click.ClickException):
     exit_code = EXIT_DATABASE
 
 
+class IngestProblem(click.ClickException):
+    exit_code = EXIT_INGEST
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Known errors become one line on stderr and a non-zero exit, not a traceback."""
@@ -32,3 +38,5 @@ def cli_errors() -> Iterator[None]:
         yield
     except DbError as exc:
         raise DatabaseProblem(str(exc)) from exc
+    except IngestError as exc:
+        raise IngestProblem(str(exc)) from exc

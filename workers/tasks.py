@@ -49,12 +49,20 @@ class RetryPolicy:
     formula: with 3 that is 9, 27, 81, 243 s. Zero retries immediately (tests).
     """
 
-    max_attempts: int = 5
+    max_attempts: int = 5  # in all, the first included; at least 2
     exponential_wait_s: int = 3
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 2 or self.exponential_wait_s < 0:
+            raise ValueError(
+                f"retry policy {self.max_attempts} attempts, wait base {self.exponential_wait_s}"
+                " s: need at least 2 attempts and a wait base >= 0"
+            )
+
     def strategy(self) -> procrastinate.RetryStrategy:
+        # procrastinate counts retries after the first attempt.
         return procrastinate.RetryStrategy(
-            max_attempts=self.max_attempts,
+            max_attempts=self.max_attempts - 1,
             exponential_wait=self.exponential_wait_s,
             retry_exceptions=[SourceUnavailable],
         )
