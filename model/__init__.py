@@ -1,7 +1,13 @@
 """GeoMELT: the BEiT-3-style multiway encoder that captions images and embeds images and text."""
 
 from .api import RANDOM_MODELS, GeoMelt, ZeroShotResult, load
-from .checkpoint import LoadReport, load_official, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    LoadReport,
+    export_official,
+    load_official,
+    read_checkpoint,
+    save_checkpoint,
+)
 from .config import GeoMeltConfig, TextConfig, TokenizerSpec, VisionConfig
 from .errors import CheckpointError, ConfigError, ModelError
 from .factory import create_model, get_config, list_presets
@@ -29,6 +35,7 @@ __all__ = [
     "ZeroShotResult",
     "apply_lora",
     "create_model",
+    "export_official",
     "get_config",
     "list_presets",
     "load",

@@ -29,6 +29,7 @@ from .network import GeoMeltModel
 __all__ = [
     "Checkpoint",
     "LoadReport",
+    "export_official",
     "file_sha256",
     "interpolate_vision_positions",
     "load_official",
@@ -132,6 +133,22 @@ def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> Checkp
         extra=json.loads(metadata.get("extra", "{}")),
         sha256=digest,
     )
+
+
+def export_official(model: torch.nn.Module, path: Path) -> None:
+    """Write `{"model": fp32 state_dict}` that official BEiT-3 code loads (spec §6.1, §6.4)."""
+    state = model.state_dict()
+    adapters = [k for k in state if "lora_" in k or ".base_layer." in k]
+    if adapters:
+        raise CheckpointError(
+            f"model holds LoRA adapter tensors (e.g. {adapters[0]}); call merge_lora first"
+        )
+    tensors = {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
+        for k, v in state.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": tensors}, path)
 
 
 def interpolate_vision_positions(table: torch.Tensor, target_rows: int) -> torch.Tensor:

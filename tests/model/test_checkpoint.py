@@ -12,6 +12,7 @@ from geomelt.model import (
     CheckpointError,
     GeoMeltModel,
     create_model,
+    export_official,
     get_config,
     load_official,
     read_checkpoint,
@@ -48,7 +49,8 @@ def assert_same_state(a: GeoMeltModel, b: GeoMeltModel, skip: set[str] = frozens
 def round_trip(preset: str, tmp_path: Path) -> None:
     source = create_model(preset, seed=1)
     path = tmp_path / "official.pth"
-    torch.save({"model": source.state_dict()}, path)
+    export_official(source, path)
+    assert set(torch.load(path, weights_only=True)) == {"model"}
     # (a) same size: bit-identical tensors and outputs
     target = create_model(preset, seed=2)
     report = load_official(target, path)
@@ -164,3 +166,11 @@ def test_native_round_trip_and_sha(tmp_path: Path, wordpiece: WordPieceTokenizer
     (tmp_path / "m.safetensors.sha256").unlink()
     with pytest.raises(CheckpointError, match=r"missing m\.safetensors\.sha256"):
         read_checkpoint(path)
+
+
+def test_export_refuses_unmerged_lora(tmp_path: Path) -> None:
+    from geomelt.model import LoraSettings, apply_lora
+
+    peft_model = apply_lora(create_model(get_config("tiny", img_size=32)), LoraSettings())
+    with pytest.raises(CheckpointError, match="merge_lora first"):
+        export_official(peft_model, tmp_path / "x.pth")
