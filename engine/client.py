@@ -6,7 +6,6 @@ runs for every page (../shared/specs/STAC_API.md section 3.3).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,15 +38,12 @@ def semantic_search(
         extra["negative"] = list(negative)
 
     def add_ranking(request: Any) -> None:
+        # pystac-client hands over a requests.Request (json= for POST, params= for GET).
         if request.method == "POST":
-            body = json.loads(request.body or b"{}")
-            body.update(extra)
-            request.prepare_body(None, None, json=body)
+            request.json = {**(request.json or {}), **extra}
         else:
-            request.prepare_url(
-                request.url,
-                {k: ",".join(v) if isinstance(v, list) else v for k, v in extra.items()},
-            )
+            listed = {k: ",".join(v) if isinstance(v, list) else v for k, v in extra.items()}
+            request.params = {**(request.params or {}), **listed}
 
     client = Client.open(url, request_modifier=add_ranking)
     return client.search(

@@ -377,7 +377,8 @@ def chip_embeddings(connection: Connection, chip_ids: Sequence[int]) -> np.ndarr
             )
         ).all()
     )
-    return np.stack([np.asarray(rows[i].to_list(), dtype=np.float32) for i in chip_ids])
+    vectors = [rows[i].to_list() if hasattr(rows[i], "to_list") else rows[i] for i in chip_ids]
+    return np.asarray(vectors, dtype=np.float32)
 
 
 def chip_thumbnail(
