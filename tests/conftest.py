@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,9 +17,32 @@ from geomelt.db import EmbeddedPostgres, upgrade
 TEMPLATE = "geomelt_template"
 
 
+@contextmanager
+def _server_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: pytest re-tightens /tmp/pytest-of-<user> to 0700 and prunes
+    # old session folders whenever another pytest session starts, which would lock the
+    # unprivileged server user out of (or delete) a running cluster.
+    folder = Path(tempfile.mkdtemp(prefix="geomelt-test-pg-"))
+    try:
+        yield folder
+    finally:
+        # The server stops a moment after its last user leaves; remove its files after that.
+        deadline = time.monotonic() + 30
+        while (folder / "pgdata" / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A data folder for an embedded server of the test's own, removed afterwards."""
+    with _server_dir() as folder:
+        yield folder
+
+
 @pytest.fixture(scope="session")
-def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres(tmp_path_factory.mktemp("embedded")) as server:
+def embedded_server() -> Iterator[EmbeddedPostgres]:
+    with _server_dir() as folder, EmbeddedPostgres(folder) as server:
         yield server
 
 

@@ -61,13 +61,13 @@ def _wait_gone(pid: int, timeout_s: float = 30) -> None:
         time.sleep(0.1)
 
 
-def test_second_process_attaches_and_leaves_server_running(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path) as server:
+def test_second_process_attaches_and_leaves_server_running(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
         _query(server, "SELECT 1")
         with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("CREATE TABLE shared (note text)")
 
-        other = _run_holder(tmp_path, "INSERT INTO shared VALUES ('from the worker')", "once")
+        other = _run_holder(server_dir, "INSERT INTO shared VALUES ('from the worker')", "once")
         _, port = _wait_ready(other)
         assert other.wait(timeout=60) == 0
 
@@ -76,93 +76,93 @@ def test_second_process_attaches_and_leaves_server_running(tmp_path: Path) -> No
         assert _query(server, "SELECT note FROM shared") == [("from the worker",)]
 
 
-def test_server_outlives_its_starter_while_another_process_uses_it(tmp_path: Path) -> None:
-    starter = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
+def test_server_outlives_its_starter_while_another_process_uses_it(server_dir: Path) -> None:
+    starter = _run_holder(server_dir, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
     _wait_ready(starter)
-    postmaster = _postmaster_pid(tmp_path)
-    with EmbeddedPostgres(tmp_path) as server:
+    postmaster = _postmaster_pid(server_dir)
+    with EmbeddedPostgres(server_dir) as server:
         starter.send_signal(signal.SIGKILL)
         starter.wait(timeout=10)
         time.sleep(3)  # longer than the supervisor's idle grace
         assert _query(server, "SELECT answer FROM kept") == [(42,)]
     # The last user left: the server shuts down cleanly by itself.
     _wait_gone(postmaster)
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert not (server_dir / "pgdata" / "postmaster.pid").exists()
 
 
-def test_sigkill_of_the_only_user_stops_server_and_restart_keeps_data(tmp_path: Path) -> None:
-    holder = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
+def test_sigkill_of_the_only_user_stops_server_and_restart_keeps_data(server_dir: Path) -> None:
+    holder = _run_holder(server_dir, "CREATE TABLE kept AS SELECT 42 AS answer", "hold")
     _wait_ready(holder)
-    postmaster = _postmaster_pid(tmp_path)
+    postmaster = _postmaster_pid(server_dir)
 
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
     _wait_gone(postmaster)
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert not (server_dir / "pgdata" / "postmaster.pid").exists()
 
-    with EmbeddedPostgres(tmp_path) as server:
+    with EmbeddedPostgres(server_dir) as server:
         assert _query(server, "SELECT answer FROM kept") == [(42,)]
 
 
-def test_sigkill_of_the_supervisor_stops_postgres_cleanly(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path) as server:
+def test_sigkill_of_the_supervisor_stops_postgres_cleanly(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
         _query(server, "SELECT 1")
-        postmaster = _postmaster_pid(tmp_path)
+        postmaster = _postmaster_pid(server_dir)
         supervisor = psutil.Process(postmaster).parent()
         assert supervisor is not None
         assert "geomelt.db.supervisor" in supervisor.cmdline()
         supervisor.kill()
         # The parent-death signal makes postgres shut down instead of lingering as an orphan.
         _wait_gone(postmaster)
-        assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
-    with EmbeddedPostgres(tmp_path) as server:
+        assert not (server_dir / "pgdata" / "postmaster.pid").exists()
+    with EmbeddedPostgres(server_dir) as server:
         assert _query(server, "SELECT 1") == [(1,)]
 
 
-def test_crashed_server_with_stale_lock_recovers(tmp_path: Path) -> None:
-    holder = _run_holder(tmp_path, "CREATE TABLE kept AS SELECT 7 AS answer", "hold")
+def test_crashed_server_with_stale_lock_recovers(server_dir: Path) -> None:
+    holder = _run_holder(server_dir, "CREATE TABLE kept AS SELECT 7 AS answer", "hold")
     _wait_ready(holder)
-    postmaster = _postmaster_pid(tmp_path)
+    postmaster = _postmaster_pid(server_dir)
 
     # A hard crash: the server dies first and leaves postmaster.pid behind.
     os.kill(postmaster, signal.SIGKILL)
     _wait_gone(postmaster)
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
-    assert (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert (server_dir / "pgdata" / "postmaster.pid").exists()
 
-    with EmbeddedPostgres(tmp_path) as server:
+    with EmbeddedPostgres(server_dir) as server:
         assert _query(server, "SELECT answer FROM kept") == [(7,)]
 
 
-def test_lock_naming_a_live_foreign_process_is_set_aside(tmp_path: Path) -> None:
-    with EmbeddedPostgres(tmp_path) as server:
+def test_lock_naming_a_live_foreign_process_is_set_aside(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
         _query(server, "SELECT 1")
         with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("CREATE TABLE kept AS SELECT 1 AS answer")
-        postmaster = _postmaster_pid(tmp_path)
+        postmaster = _postmaster_pid(server_dir)
     _wait_gone(postmaster)
-    lock = tmp_path / "pgdata" / "postmaster.pid"
+    lock = server_dir / "pgdata" / "postmaster.pid"
     # Simulate a reused PID: the lock names this (live, non-postgres) test process.
-    lock.write_text(f"{os.getpid()}\n{tmp_path / 'pgdata'}\n0\n5999\n\n127.0.0.1\n0\nready\n")
+    lock.write_text(f"{os.getpid()}\n{server_dir / 'pgdata'}\n0\n5999\n\n127.0.0.1\n0\nready\n")
 
-    with EmbeddedPostgres(tmp_path) as server:
+    with EmbeddedPostgres(server_dir) as server:
         assert _query(server, "SELECT answer FROM kept") == [(1,)]
-    assert list((tmp_path / "pgdata").glob("postmaster.pid.stale-*"))
+    assert list((server_dir / "pgdata").glob("postmaster.pid.stale-*"))
 
 
-def test_unwritable_data_dir_is_refused_with_a_fix(tmp_path: Path) -> None:
-    not_a_folder = tmp_path / "file"
+def test_unwritable_data_dir_is_refused_with_a_fix(server_dir: Path) -> None:
+    not_a_folder = server_dir / "file"
     not_a_folder.write_text("I am a file")
     with pytest.raises(DataDirError, match="GEOMELT_DATA_DIR") as info:
         EmbeddedPostgres(not_a_folder / "data").start()
     assert str(not_a_folder / "data") in str(info.value)
 
 
-def test_foreign_files_in_pgdata_are_never_touched(tmp_path: Path) -> None:
-    (tmp_path / "pgdata").mkdir()
-    precious = tmp_path / "pgdata" / "notes.txt"
+def test_foreign_files_in_pgdata_are_never_touched(server_dir: Path) -> None:
+    (server_dir / "pgdata").mkdir()
+    precious = server_dir / "pgdata" / "notes.txt"
     precious.write_text("not a database")
     with pytest.raises(DataDirError, match="not a PostgreSQL cluster"):
-        EmbeddedPostgres(tmp_path).start()
+        EmbeddedPostgres(server_dir).start()
     assert precious.read_text() == "not a database"
