@@ -36,5 +36,10 @@ class Multiway(nn.Module):
             out = self.B(x, **kwargs)
         else:
             vision, text = torch.split(x, [split, x.size(self.dim) - split], dim=self.dim)
-            out = torch.cat([self.A(vision, **kwargs), self.B(text, **kwargs)], dim=self.dim)
+            # Contiguous chunks give every expert (and a LoRA wrapper around it) the same
+            # GEMM path, so wrapping with zero-initialised adapters is bit-exact.
+            out = torch.cat(
+                [self.A(vision.contiguous(), **kwargs), self.B(text.contiguous(), **kwargs)],
+                dim=self.dim,
+            )
         return out

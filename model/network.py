@@ -54,21 +54,33 @@ class GeoMeltModel(nn.Module):
         return self.geomelt_config.vision.num_tokens
 
     def reset_parameters(self) -> None:
-        """BEiT3Wrapper init (spec §8.3); a no-op on the meta device."""
+        """BEiT3Wrapper init (spec §8.3) of every parameter; a no-op on the meta device.
+
+        Linear: truncated normal (std 0.02, ±1σ), bias 0; LayerNorm: 1, 0; text_embed:
+        normal std D^-½; position tables: normal std 1; patch conv: PyTorch default;
+        cls/mask tokens: 0; logit_scale: ln(1/0.07).
+        """
         if self.beit3.text_embed.weight.is_meta:
             return
         d = self.geomelt_config.embed_dim
-        nn.init.normal_(self.beit3.text_embed.weight, std=d**-0.5)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                _trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        if self.logit_scale is not None:
-            with torch.no_grad():
+        with torch.no_grad():
+            nn.init.normal_(self.beit3.text_embed.weight, std=d**-0.5)
+            vision = self.beit3.vision_embed
+            vision.proj.reset_parameters()
+            vision.cls_token.zero_()
+            vision.mask_token.zero_()
+            positions = self.beit3.encoder.embed_positions
+            nn.init.normal_(positions.A.weight)
+            nn.init.normal_(positions.B.weight)
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    _trunc_normal_(module.weight, std=0.02)
+                    if module.bias is not None:
+                        module.bias.zero_()
+                elif isinstance(module, nn.LayerNorm):
+                    module.weight.fill_(1.0)
+                    module.bias.zero_()
+            if self.logit_scale is not None:
                 self.logit_scale.fill_(INIT_LOGIT_SCALE)
 
     # -- retrieval ---------------------------------------------------------------------------

@@ -132,3 +132,28 @@ def test_config_dict_round_trip_and_frozen() -> None:
         config.layers = 3  # type: ignore[misc]
     with pytest.raises(ConfigError, match="malformed"):
         GeoMeltConfig.from_dict({"name": "x"})
+
+
+@torch.no_grad()
+def test_initialisation_follows_official_wrapper() -> None:
+    model = create_model(get_config("tiny", img_size=32), seed=0)
+    assert not any(p.is_meta for p in model.parameters())
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            assert float(module.weight.abs().max()) <= 0.02, name
+            assert 0.009 < float(module.weight.std()) < 0.0125, name  # 0.02·0.538 for ±1σ
+            if module.bias is not None:
+                assert not module.bias.any(), name
+        elif isinstance(module, torch.nn.LayerNorm):
+            assert module.weight.eq(1).all(), name
+            assert not module.bias.any(), name
+    vision = model.beit3.vision_embed
+    assert not vision.cls_token.any()
+    assert not vision.mask_token.any()
+    assert float(model.logit_scale) == pytest.approx(2.65926, abs=1e-5)
+    assert float(model.beit3.text_embed.weight.std()) == pytest.approx(192**-0.5, rel=0.02)
+    assert float(model.beit3.encoder.embed_positions.B.weight.std()) == pytest.approx(1, rel=0.02)
+    again = create_model(get_config("tiny", img_size=32), seed=0)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True)
+    )

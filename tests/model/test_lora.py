@@ -21,7 +21,7 @@ LORA_PARAM = re.compile(r"\.lora_(A|B)\.default\.weight$")
 
 def inputs() -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return torch.randn(2, 3, 64, 64, generator=gen), torch.randint(
+    return torch.randn(2, 3, 32, 32, generator=gen), torch.randint(
         999, 30522, (2, 6), generator=gen
     )
 
@@ -34,7 +34,7 @@ def outputs(model: torch.nn.Module) -> tuple[torch.Tensor, ...]:
 
 
 def tiny64(dtype: torch.dtype = torch.float32) -> GeoMeltModel:
-    return create_model(get_config("tiny", img_size=64), seed=0, dtype=dtype)
+    return create_model(get_config("tiny", img_size=32), seed=0, dtype=dtype)
 
 
 def bare(experts: str = "both") -> LoraSettings:

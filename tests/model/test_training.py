@@ -25,11 +25,11 @@ def test_losses_fall_when_fitting_a_tiny_batch(wordpiece: WordPieceTokenizer) ->
     model = create_model(get_config("tiny", img_size=32), seed=0).train()
     pixels = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     ids, padding = encode_batch(wordpiece, CAPTIONS, max_len=12)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     balancer = DWABalancer(period=2)
     gen = torch.Generator().manual_seed(0)
     history = []
-    for step in range(12):
+    for step in range(6):
         losses = task_losses(model, pixels, ids, padding, wordpiece.spec, step=step, generator=gen)
         total = balancer.combine([losses.itc, losses.cap])
         opt.zero_grad()
@@ -39,7 +39,7 @@ def test_losses_fall_when_fitting_a_tiny_batch(wordpiece: WordPieceTokenizer) ->
     assert all(torch.isfinite(torch.tensor(h)).all() for h in history)
     assert history[-1][0] < history[0][0]
     assert history[-1][1] < history[0][1]
-    assert len(balancer.period_means) == 6
+    assert len(balancer.period_means) == 3
 
 
 def test_balancer_state_travels_beside_the_weights(
