@@ -11,7 +11,7 @@ from torch import nn
 from .attention import KVCache
 from .beit3 import BEiT3
 from .config import GeoMeltConfig
-from .encoder import POSITION_OFFSET
+from .encoder import POSITION_OFFSET, PositionalEmbedding
 from .errors import ConfigError
 from .heads import INIT_LOGIT_SCALE, pairwise_logits, unit_embedding
 from .masking import caption_attention_bias
@@ -69,11 +69,10 @@ class GeoMeltModel(nn.Module):
             vision.proj.reset_parameters()
             vision.cls_token.zero_()
             vision.mask_token.zero_()
-            positions = self.beit3.encoder.embed_positions
-            nn.init.normal_(positions.A.weight)
-            nn.init.normal_(positions.B.weight)
             for module in self.modules():
-                if isinstance(module, nn.Linear):
+                if isinstance(module, PositionalEmbedding):
+                    nn.init.normal_(module.weight)
+                elif isinstance(module, nn.Linear):
                     _trunc_normal_(module.weight, std=0.02)
                     if module.bias is not None:
                         module.bias.zero_()
