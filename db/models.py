@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -42,6 +43,7 @@ __all__ = [
     "Base",
     "Box",
     "Chip",
+    "ChipCell",
     "Model",
     "Polygon",
     "Scene",
@@ -198,6 +200,20 @@ class Chip(Base):
         Index(None, "caption_tsv", postgresql_using="gin"),
         CheckConstraint("valid_fraction BETWEEN 0 AND 1", name="valid_fraction_range"),
     )
+
+
+class ChipCell(Base):
+    """Chips per model and 1° x 1° cell of the bbox centre (lon, lat floored), for the planner.
+
+    Kept exact by statement triggers on `chips` (migration 0004); never written by hand.
+    """
+
+    __tablename__ = "chip_cells"
+
+    model_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cell_x: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cell_y: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    chips: Mapped[int] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):

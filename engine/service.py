@@ -18,7 +18,6 @@ from geomelt.db.queries.filters import Filters, where_clauses
 from geomelt.db.queries.search import (
     Ranked,
     SortKey,
-    VectorPlan,
     chip_embeddings,
     chip_thumbnail,
     collection_summaries,
@@ -27,11 +26,10 @@ from geomelt.db.queries.search import (
     find_model_id,
     keyword_ranks,
     page_select,
-    plan_vector_search,
+    planned_neighbours,
     resolve_item_ids,
     sort_key,
     sort_values,
-    vector_neighbours,
 )
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection, Engine
@@ -141,7 +139,7 @@ class SearchService:
             ranked, info = None, None
             if request.ranked:
                 vector = self._query_vector(connection, request, model_id, positives)
-                ranked, info = self._rank(connection, where, request, vector)
+                ranked, info = self._rank(connection, filters, where, request, vector)
             sort = _sort_keys(request, ranked=ranked is not None)
             statement = page_select(
                 where, sort, after=after, limit=request.limit + 1, ranked=ranked
@@ -167,24 +165,21 @@ class SearchService:
     def _rank(
         self,
         connection: Connection,
+        filters: Filters,
         where: list[Any],
         request: SearchRequest,
         vector: np.ndarray[Any, Any],
     ) -> tuple[Ranked, dict[str, Any]]:
         depth = self.config.rank_depth
         dim = int(vector.shape[0])
-        plan = plan_vector_search(
-            connection, where, depth=depth, exact_threshold=self.config.exact_threshold
+        neighbours, plan = planned_neighbours(
+            connection,
+            filters,
+            vector,
+            dim=dim,
+            depth=depth,
+            exact_threshold=self.config.exact_threshold,
         )
-        neighbours = vector_neighbours(connection, where, vector, dim=dim, depth=depth, plan=plan)
-        fell_back = False
-        if plan.strategy == "hnsw" and len(neighbours) < depth:
-            # The scan budget ran out before `depth` rows passed the filters: exact once.
-            plan = VectorPlan("exact", plan.estimated_candidates)
-            neighbours = vector_neighbours(
-                connection, where, vector, dim=dim, depth=depth, plan=plan
-            )
-            fell_back = True
         keyword = (
             keyword_ranks(connection, where, request.q_phrases, depth=depth) if request.q else []
         )
@@ -200,20 +195,11 @@ class SearchService:
             dim=dim,
         )
         info: dict[str, Any] = {
-            "strategy": plan.strategy,
-            "estimated_candidates": plan.estimated_candidates,
+            **plan.info(),
             "model": self.model_label,
             "fusion": f"rrf(k={self.config.rrf_k})" if request.q else "vector",
             "depth": depth,
         }
-        if plan.strategy == "hnsw":
-            info.update(
-                ef_search=plan.ef_search,
-                iterative_scan="relaxed_order",
-                max_scan_tuples=plan.max_scan_tuples,
-            )
-        if fell_back:
-            info["fallback_from"] = "hnsw"
         return ranked, info
 
     def _query_vector(

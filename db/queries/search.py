@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,10 +38,18 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ..models import Chip, Model, Scene
-from .filters import QUERYABLES, InvalidFilter, item_id_expression, parse_chip_item_id
+from ..models import Chip, ChipCell, Model, Scene
+from .filters import (
+    QUERYABLES,
+    Filters,
+    InvalidFilter,
+    item_id_expression,
+    parse_chip_item_id,
+    where_clauses,
+)
 
 __all__ = [
+    "EXACT_THRESHOLD",
     "Ranked",
     "SortKey",
     "VectorPlan",
@@ -49,16 +57,28 @@ __all__ = [
     "chip_thumbnail",
     "collection_summaries",
     "count_matches",
+    "estimate_candidates",
     "estimate_matches",
     "find_model_id",
     "keyword_ranks",
+    "model_chips",
     "page_select",
     "plan_vector_search",
+    "planned_neighbours",
     "resolve_item_ids",
     "sort_key",
     "total_chips",
     "vector_neighbours",
 ]
+
+# Planner constants, measured by benchmarks/search_scale.py (docs/SCALING.md): filters estimated
+# to keep at most EXACT_THRESHOLD chips run exact; broader ones run HNSW with an iterative scan,
+# ef_search = clamp(EF_SEARCH_PER_RESULT x depth, EF_SEARCH_MIN, 1000) and a scan budget of
+# SCAN_SAFETY x depth / selectivity tuples (at least pgvector's default 20,000).
+EXACT_THRESHOLD = 20_000
+EF_SEARCH_PER_RESULT = 4
+EF_SEARCH_MIN = 100
+SCAN_SAFETY = 4
 
 # Sort sentinels for NULLs, so keyset comparisons never meet a NULL.
 _NULL_SENTINEL = {
@@ -90,10 +110,33 @@ class Ranked:
 
 @dataclass(frozen=True)
 class VectorPlan:
+    """How the vector step runs; reported as `search:info` and `X-Search-Strategy`."""
+
     strategy: str  # "exact" | "hnsw"
     estimated_candidates: int
     ef_search: int | None = None
     max_scan_tuples: int | None = None
+    # "relaxed_order" for the planner; "off" is plain post-filtered HNSW (benchmark baseline).
+    iterative_scan: str = "relaxed_order"
+    estimated_from: str = "explain"  # "explain" | "cells" (spatial filter: chip_cells counts)
+    fallback_from: str | None = None  # "hnsw" when HNSW ran short and exact ran after it
+
+    def info(self) -> dict[str, Any]:
+        """The JSON-safe description of the plan that ran."""
+        described: dict[str, Any] = {
+            "strategy": self.strategy,
+            "estimated_candidates": self.estimated_candidates,
+            "estimated_from": self.estimated_from,
+        }
+        if self.strategy == "hnsw":
+            described.update(
+                ef_search=self.ef_search,
+                iterative_scan=self.iterative_scan,
+                max_scan_tuples=self.max_scan_tuples,
+            )
+        if self.fallback_from is not None:
+            described["fallback_from"] = self.fallback_from
+        return described
 
 
 def sort_key(name: str, *, ranked: bool) -> SortKey:
@@ -259,21 +302,145 @@ def total_chips(connection: Connection) -> int:
     return max(int(estimate), 1)
 
 
+def _envelopes(filters: Filters) -> list[tuple[float, float, float, float]] | None:
+    """West, south, east, north boxes that hold every spatial match; None: no spatial filter."""
+    boxes = []
+    if filters.bbox is not None:
+        west, south, east, north = filters.bbox
+        if west > east:  # antimeridian
+            boxes += [(west, south, 180.0, north), (-180.0, south, east, north)]
+        else:
+            boxes.append((west, south, east, north))
+    if filters.intersects is not None:
+        points = list(_positions(filters.intersects))
+        if points:
+            xs = [x for x, _ in points]
+            ys = [y for _, y in points]
+            envelope = (min(xs), min(ys), max(xs), max(ys))
+            # A chip must match both filters: keep the smaller spatial count of the two.
+            boxes = [envelope] if not boxes or _area(envelope) < sum(map(_area, boxes)) else boxes
+    return boxes or None
+
+
+def _area(box: tuple[float, float, float, float]) -> float:
+    return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+
+
+def _positions(geometry: Any) -> Any:
+    if isinstance(geometry, dict):
+        yield from _positions(geometry.get("coordinates", geometry.get("geometries")))
+    elif isinstance(geometry, list):
+        if len(geometry) >= 2 and all(isinstance(v, int | float) for v in geometry[:2]):
+            yield float(geometry[0]), float(geometry[1])
+        else:
+            for part in geometry:
+                yield from _positions(part)
+
+
+_CELL_CHIPS = text(
+    """
+    SELECT coalesce(sum(chips * greatest(0, least(cell_x + 1, :east) - greatest(cell_x, :west))
+                              * greatest(0, least(cell_y + 1, :north) - greatest(cell_y, :south))),
+                    0)
+    FROM chip_cells
+    WHERE model_id = :model_id AND cell_x BETWEEN floor(:west) AND floor(:east)
+      AND cell_y BETWEEN floor(:south) AND floor(:north)
+    """
+)
+
+
+def model_chips(connection: Connection, model_id: int) -> int:
+    """The exact number of a model's chips (from chip_cells: a few hundred rows, not a count)."""
+    statement = select(func.coalesce(func.sum(ChipCell.chips), 0)).where(
+        ChipCell.model_id == model_id
+    )
+    return int(connection.execute(statement).scalar_one())
+
+
+def estimate_candidates(connection: Connection, filters: Filters) -> tuple[int, str]:
+    """Estimated chips passing the filters, and where the estimate came from.
+
+    Without a spatial filter: the Postgres planner's estimate (EXPLAIN, about a millisecond).
+    With one: chips of the chip_cells cells under the query envelope, each cell weighted by the
+    share of it the envelope covers (chips assumed even within a 1° cell), times the share of
+    the model's chips that pass the other filters (EXPLAIN; the filters assumed independent).
+    Postgres itself would guess a constant 0.5 % for any `&&`.
+    """
+    boxes = _envelopes(filters)
+    if boxes is None:
+        return estimate_matches(connection, where_clauses(filters)), "explain"
+    total = model_chips(connection, filters.model_id)
+    if total == 0:
+        return 0, "cells"
+    spatial = 0.0
+    for west, south, east, north in boxes:
+        spatial += float(
+            connection.execute(
+                _CELL_CHIPS,
+                {
+                    "model_id": filters.model_id,
+                    "west": west,
+                    "south": south,
+                    "east": east,
+                    "north": north,
+                },
+            ).scalar_one()
+        )
+    others = replace(filters, bbox=None, intersects=None)
+    others_share = min(1.0, estimate_matches(connection, where_clauses(others)) / total)
+    estimate = spatial * others_share
+    return (max(1, round(estimate)) if estimate > 0 else 0), "cells"
+
+
 def plan_vector_search(
     connection: Connection,
-    where: Sequence[ColumnElement[bool]],
+    filters: Filters,
     *,
     depth: int,
-    exact_threshold: int,
+    exact_threshold: int = EXACT_THRESHOLD,
 ) -> VectorPlan:
-    """Exact for selective filters, HNSW with iterative scan sized to the selectivity otherwise."""
-    estimate = estimate_matches(connection, where)
-    if estimate <= exact_threshold:
-        return VectorPlan("exact", estimate)
-    selectivity = min(1.0, estimate / total_chips(connection))
-    ef_search = min(max(2 * depth, 40), 1000)
-    max_scan = int(min(max(depth / selectivity * 2, 20_000), 1_000_000))
-    return VectorPlan("hnsw", estimate, ef_search=ef_search, max_scan_tuples=max_scan)
+    """Exact for selective filters, HNSW with iterative scan sized to the selectivity otherwise.
+
+    Exact when the estimate is at most `exact_threshold` (measured by benchmarks.search_scale),
+    or when HNSW would expect to visit more index tuples (`depth / selectivity`) than the exact
+    plan reads rows (deep rankings under middling filters).
+    """
+    estimate, source = estimate_candidates(connection, filters)
+    total = model_chips(connection, filters.model_id) or total_chips(connection)
+    selectivity = min(1.0, max(estimate, 1) / total)
+    expected_scan = depth / selectivity
+    if estimate <= exact_threshold or expected_scan >= estimate:
+        return VectorPlan("exact", estimate, estimated_from=source)
+    ef_search = min(max(EF_SEARCH_PER_RESULT * depth, EF_SEARCH_MIN), 1000)
+    max_scan = int(min(max(expected_scan * SCAN_SAFETY, 20_000), 1_000_000))
+    return VectorPlan(
+        "hnsw", estimate, ef_search=ef_search, max_scan_tuples=max_scan, estimated_from=source
+    )
+
+
+def planned_neighbours(
+    connection: Connection,
+    filters: Filters,
+    query_vector: np.ndarray[Any, Any],
+    *,
+    dim: int,
+    depth: int,
+    exact_threshold: int = EXACT_THRESHOLD,
+) -> tuple[list[tuple[int, float]], VectorPlan]:
+    """The planner's nearest filtered chips and the plan that produced them.
+
+    If HNSW returns fewer than `depth` rows (its scan budget ran out before enough rows passed
+    the filters), exact runs once and the plan says so (`fallback_from`).
+    """
+    where = where_clauses(filters)
+    plan = plan_vector_search(connection, filters, depth=depth, exact_threshold=exact_threshold)
+    neighbours = vector_neighbours(connection, where, query_vector, dim=dim, depth=depth, plan=plan)
+    if plan.strategy == "hnsw" and len(neighbours) < depth:
+        plan = replace(plan, strategy="exact", fallback_from="hnsw")
+        neighbours = vector_neighbours(
+            connection, where, query_vector, dim=dim, depth=depth, plan=plan
+        )
+    return neighbours, plan
 
 
 def vector_neighbours(
@@ -299,17 +466,29 @@ def vector_neighbours(
     if plan.strategy == "exact":
         statement = inner.order_by((distance + 0).asc(), Chip.id).limit(depth)
         return [(int(r.chip_id), float(r.distance)) for r in connection.execute(statement)]
-    for name, value in (
-        ("hnsw.iterative_scan", "relaxed_order"),
-        ("hnsw.ef_search", str(plan.ef_search)),
-        ("hnsw.max_scan_tuples", str(plan.max_scan_tuples)),
-    ):
+    settings = [("hnsw.iterative_scan", plan.iterative_scan)]
+    if plan.ef_search is not None:
+        settings.append(("hnsw.ef_search", str(plan.ef_search)))
+    if plan.max_scan_tuples is not None:
+        settings.append(("hnsw.max_scan_tuples", str(plan.max_scan_tuples)))
+    # Postgres would pick seq scan + sort over the index for small tables, and bitmap scan +
+    # sort under filters it misestimates (a constant 0.5 % for `&&`): with sorts disabled only
+    # the index-ordered plan is left, so "hnsw" is what runs. Restored right after.
+    settings.append(("enable_sort", "off"))
+    for name, value in settings:
         connection.execute(select(func.set_config(name, value, True)))
     candidates = inner.order_by(distance).limit(depth).cte("candidates").prefix_with("MATERIALIZED")
     statement = select(candidates.c.chip_id, candidates.c.distance).order_by(
         (candidates.c.distance + 0).asc(), candidates.c.chip_id
     )
-    return [(int(r.chip_id), float(r.distance)) for r in connection.execute(statement)]
+    rows = [(int(r.chip_id), float(r.distance)) for r in connection.execute(statement)]
+    connection.execute(
+        text(
+            "SELECT set_config('enable_sort', reset_val, true) FROM pg_settings "
+            "WHERE name = 'enable_sort'"
+        )
+    )
+    return rows
 
 
 def keyword_ranks(

@@ -8,7 +8,15 @@ from geomelt.db import current_revision, downgrade, head_revision, upgrade
 from geomelt.db.migrate import alembic_config
 from sqlalchemy import create_engine, inspect, text
 
-EXPECTED_TABLES = {"sources", "scenes", "chips", "models", "api_keys", "procrastinate_jobs"}
+EXPECTED_TABLES = {
+    "sources",
+    "scenes",
+    "chips",
+    "chip_cells",
+    "models",
+    "api_keys",
+    "procrastinate_jobs",
+}
 
 
 def _tables(url: str) -> set[str]:
@@ -34,7 +42,7 @@ def test_upgrade_from_empty_creates_schema_without_drift(empty_database_url: str
 def test_downgrade_then_upgrade_round_trips(empty_database_url: str) -> None:
     upgrade(empty_database_url)
     downgrade(empty_database_url, "-1")
-    assert "procrastinate_jobs" not in _tables(empty_database_url)
+    assert "chip_cells" not in _tables(empty_database_url)
     assert current_revision(empty_database_url) != head_revision()
 
     upgrade(empty_database_url)
