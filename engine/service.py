@@ -246,16 +246,16 @@ class SearchService:
         return vector
 
     def embed_upload(self, data: bytes) -> str:
-        """Embed an uploaded PNG/JPEG; returns the image_ref under which its vector is kept."""
+        """Embed an uploaded PNG/JPEG/GeoTIFF; returns the image_ref under which its vector is
+        kept."""
         if len(data) > self.config.max_upload_bytes:
             raise PayloadTooLarge(
                 f"file: {len(data)} bytes, more than {self.config.max_upload_bytes} allowed"
             )
         if data[:4] in _TIFF_MAGIC:
-            raise UnsupportedMediaType(
-                "file: GeoTIFF/TIFF uploads are not supported yet; send a PNG or JPEG"
-            )
-        pixels = _decode_image(data, self.config.max_image_pixels)
+            pixels = _decode_geotiff(data, self.config.max_image_pixels)
+        else:
+            pixels = _decode_image(data, self.config.max_image_pixels)
         reference = hashlib.sha256(data).hexdigest()[:32]
         if self._image_vectors.get(reference) is None:
             vector = np.asarray(self.model.encode_images(pixels[None])[0], dtype=np.float32)
@@ -278,6 +278,53 @@ def _decode_image(data: bytes, max_pixels: int) -> np.ndarray[Any, Any]:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise UnsupportedMediaType("file: not a readable PNG or JPEG image") from exc
+
+
+# Side of the longest edge a GeoTIFF upload is read at: the model sees 224 px anyway, and
+# reading a decimated view (from overviews where the file has them) bounds memory and time.
+_GEOTIFF_READ_PX = 1024
+
+
+def _decode_geotiff(data: bytes, max_pixels: int) -> np.ndarray[Any, Any]:
+    """RGB uint8 of a (Geo)TIFF: bands by colour interpretation, else the first three (or one
+    band as grey); non-uint8 data stretched between its 2nd and 98th percentiles."""
+    from rasterio.enums import ColorInterp
+    from rasterio.errors import RasterioError
+    from rasterio.io import MemoryFile
+
+    try:
+        with MemoryFile(data) as memory, memory.open() as dataset:
+            if dataset.width * dataset.height > max_pixels * 64:
+                raise PayloadTooLarge(
+                    f"file: {dataset.width}x{dataset.height} pixels, more than "
+                    f"{max_pixels * 64} allowed for a GeoTIFF"
+                )
+            interp = list(dataset.colorinterp)
+            wanted = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+            if all(colour in interp for colour in wanted):
+                bands = [interp.index(colour) + 1 for colour in wanted]
+            elif dataset.count >= 3:
+                bands = [1, 2, 3]
+            else:
+                bands = [1, 1, 1]
+            scale = min(1.0, _GEOTIFF_READ_PX / max(dataset.width, dataset.height))
+            shape = (3, max(1, round(dataset.height * scale)), max(1, round(dataset.width * scale)))
+            array = dataset.read(bands, out_shape=shape, masked=True)
+    except RasterioError as exc:
+        raise UnsupportedMediaType(
+            "file: not a readable GeoTIFF (corrupt or truncated?); send a valid GeoTIFF, "
+            "PNG or JPEG"
+        ) from exc
+    valid = array.compressed() if np.ma.is_masked(array) else np.asarray(array).ravel()
+    if valid.size == 0:
+        raise InvalidParameter("file: the GeoTIFF holds no valid pixels (all nodata)")
+    if array.dtype == np.uint8:
+        rgb = np.ma.filled(array, 0).astype(np.uint8)
+    else:
+        low, high = np.percentile(valid.astype(np.float64), [2, 98])
+        stretched = (np.ma.filled(array, low).astype(np.float64) - low) / max(high - low, 1e-9)
+        rgb = np.clip(stretched * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.transpose(rgb, (1, 2, 0))  # (H, W, 3)
 
 
 def _filters(request: SearchRequest, model_id: int, excluded: tuple[int, ...]) -> Filters:

@@ -94,8 +94,9 @@ class SearchController(Controller):
         sync_to_thread=True,
         media_type=GEOJSON,
         description=(
-            "multipart/form-data with `file` (PNG or JPEG; GeoTIFF is not supported yet and "
-            "gives 415) and optional GET-style search parameters as further form fields "
+            "multipart/form-data with `file` (PNG, JPEG or GeoTIFF; a GeoTIFF's red, green "
+            "and blue bands are used, non-8-bit data stretched between its 2nd and 98th "
+            "percentiles) and optional GET-style search parameters as further form fields "
             "(`collections`, `bbox`, `datetime`, `filter`, `limit`, ...). The image is "
             "embedded with the model's image tower and ranked like `similar_to`; the response's "
             "`search:info.image_ref` can be sent as `image_ref` to /search (next links do)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,6 +149,12 @@ def test_expired_tokens_are_refused(database_url: str, seeded: Any, tiny_model: 
         _assert_error(client.post("/search", json={"limit": 1, "token": token}), 400, "expired")
 
 
+GEOTIFF = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared/data/geo/s2_barbellino_20190723_boa_10m_tiny.tif"
+)
+
+
 def _upload(client: TestClient[Any], content: bytes, name: str = "x.png") -> Any:
     return client.post("/search/image", files={"file": (name, content)}, data={"limit": "3"})
 
@@ -159,6 +166,9 @@ def test_uploads_that_are_not_images_or_too_large(
     with TestClient(create_app(AppDeps(config=config, load_model=lambda: tiny_model))) as client:
         _assert_error(_upload(client, b"hello, not an image"), 415, "file")
         _assert_error(_upload(client, b"II*\x00" + b"\x00" * 100, "x.tif"), 415, "GeoTIFF")
+        # A real GeoTIFF cut short.
+        truncated = GEOTIFF.read_bytes()[:4000]
+        _assert_error(_upload(client, truncated, "cut.tif"), 415, "GeoTIFF")
         _assert_error(_upload(client, b"\x89PNG" + b"\x00" * 30_000), 413, "file")
     buffer = io.BytesIO()
     Image.new("RGB", (100, 100)).save(buffer, format="PNG")

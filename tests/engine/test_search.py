@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -185,6 +186,22 @@ def test_image_upload_returns_similar_chips_and_pages(client: TestClient[Any]) -
     second = client.get(next_href).json()["features"]
     assert len(second) == 4
     assert not {f["id"] for f in second} & {f["id"] for f in body["features"]}
+
+
+def test_geotiff_upload_of_reflectance_data_returns_chips(client: TestClient[Any]) -> None:
+    # A real Sentinel-2 surface-reflectance GeoTIFF (uint16): stretched to RGB and embedded.
+    geotiff = (
+        Path(__file__).resolve().parents[2].parent
+        / "shared/data/geo/s2_barbellino_20190723_boa_10m_tiny.tif"
+    )
+    response = client.post(
+        "/search/image", files={"file": ("s2.tif", geotiff.read_bytes())}, data={"limit": "3"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["features"]) == 3
+    scores = [f["properties"]["search:score"] for f in body["features"]]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_api_keys_guard_writes_and_are_stored_hashed(
