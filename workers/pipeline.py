@@ -95,7 +95,7 @@ class Pipeline:
             self.model_id = register_model(
                 connection,
                 name=model.name,
-                version=model.version,
+                version=model.sha256[:12],
                 sha256=model.sha256,
                 embedding_dim=model.embedding_dim,
             )
