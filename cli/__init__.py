@@ -7,7 +7,7 @@ import logging
 import click
 
 from .db import db_group
-from .errors import NotBuiltError
+from .demo import demo_command
 from .ingest import ingest_command
 from .model import model_group
 from .search import search_command
@@ -26,23 +26,9 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _not_built(name: str, issue: str, summary: str) -> click.Command:
-    @click.command(
-        name,
-        help=f"{summary} (not built yet: {issue})",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )
-    def command() -> None:
-        raise NotBuiltError(name, issue)
-
-    return command
-
-
 main.add_command(db_group)
 main.add_command(model_group)
-main.add_command(
-    _not_built("demo", "issue 10", "Ingest imagery and serve a searchable map, in one command.")
-)
+main.add_command(demo_command)
 main.add_command(serve_group)
 main.add_command(worker_command)
 main.add_command(source_group)

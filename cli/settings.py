@@ -9,7 +9,11 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["Settings"]
+__all__ = ["DEFAULT_MODEL", "Settings"]
+
+# The model of `geomelt serve`, `ingest`, `worker` and `demo` when none is named: the one place
+# to switch once trained weights ship (issue 3).
+DEFAULT_MODEL = "tiny-random"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,8 +27,10 @@ class Settings:
     # behind a proxy, the model whose embeddings are searched, whether reads need a key.
     api_secret: str | None = None
     api_base_url: str | None = None
-    api_model: str = "tiny-random"
+    api_model: str = DEFAULT_MODEL
     api_reads_require_key: bool = False
+    # `geomelt demo` without arguments: a folder of GeoTIFFs to ingest and serve.
+    demo_data: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -35,8 +41,11 @@ class Settings:
             data_dir=Path(data_dir).expanduser(),
             api_secret=env.get("GEOMELT_API_SECRET") or None,
             api_base_url=env.get("GEOMELT_API_BASE_URL") or None,
-            api_model=env.get("GEOMELT_API_MODEL") or "tiny-random",
+            api_model=env.get("GEOMELT_API_MODEL") or DEFAULT_MODEL,
             api_reads_require_key=env.get("GEOMELT_API_READS_REQUIRE_KEY", "") in ("1", "true"),
+            demo_data=Path(env["GEOMELT_DEMO_DATA"]).expanduser()
+            if env.get("GEOMELT_DEMO_DATA")
+            else None,
         )
 
     @property

@@ -21,13 +21,11 @@ from geomelt.workers import (
 
 from .database import open_database
 from .errors import cli_errors
-from .settings import Settings
+from .settings import DEFAULT_MODEL, Settings
 
 __all__ = ["load_model", "model_options", "worker_command"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "tiny-random"  # until trained weights ship (issue 3)
 
 
 def model_options(command: Any) -> Any:

@@ -20,6 +20,7 @@ from .controllers import (
     SearchController,
     SourcesController,
 )
+from .controllers.web import WebController, web_routers
 from .errors import exception_handlers
 from .service import SearchService
 
@@ -48,6 +49,8 @@ def create_app(deps: AppDeps) -> Litestar:
             SearchController,
             SourcesController,
             AdminController,
+            WebController,
+            *web_routers(),
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,

@@ -42,8 +42,10 @@ def ingest_once(
     retry: RetryPolicy | None = None,
     on_scenes: Callable[[int], None] | None = None,
     on_scene_done: Callable[[SceneResult | None], None] | None = None,
+    max_items: int | None = None,
 ) -> IngestSummary:
-    """Register (or update) the source, poll it, then ingest every scene not done yet.
+    """Register (or update) the source, poll it (at most `max_items`), then ingest every scene
+    of the source not done yet.
 
     A failing catalog page is reported in the summary; the scenes stored before it are still
     ingested. Network failures of a scene are retried with the policy's back-off.
@@ -53,7 +55,7 @@ def ingest_once(
         source_id = ensure_source(connection, spec)
     summary = IngestSummary(source_id)
     try:
-        summary.poll = poll_source(engine, source_id, enqueue=None)
+        summary.poll = poll_source(engine, source_id, enqueue=None, max_items=max_items)
     except SourceUnavailable as exc:
         summary.poll_error = str(exc)
     with unit_of_work(engine) as connection:

@@ -112,8 +112,9 @@ def poll_source(
     enqueue: Enqueue | None,
     page_size: int = 100,
     timeout_s: float = 30.0,
+    max_items: int | None = None,
 ) -> PollResult:
-    """Fetch the source's items page by page and store them as scenes.
+    """Fetch the source's items page by page (at most `max_items`) and store them as scenes.
 
     A page that fails (HTTP error, timeout, bad JSON) is recorded on the source and raised as
     SourceUnavailable; earlier pages stay stored, and the next poll repeats them idempotently.
@@ -125,7 +126,9 @@ def poll_source(
     where = f"source {source.name!r} ({source.stac_api_url}, collection {source.collection!r})"
     try:
         client = pystac_client.Client.open(source.stac_api_url, timeout=timeout_s)
-        search = client.search(**_search_parameters(client, source, page_size))
+        limit = page_size if max_items is None else max(1, min(page_size, max_items))
+        parameters = _search_parameters(client, source, limit)
+        search = client.search(**parameters, max_items=max_items)
         for page in search.pages_as_dicts():
             result.pages += 1
             _store_page(engine, source, page.get("features") or [], seen, result, enqueue)

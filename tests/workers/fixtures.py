@@ -4,8 +4,8 @@ Range-capable static file server, and a fault-injecting proxy in front of the ST
 Run as a script to build a catalog and serve it until Ctrl-C (for the demo and by hand):
 `python -m tests.workers.fixtures OUT_DIR [FILE ...]`.
 
-No packaged static server with HTTP Range support ships with the standard library or our
-dependencies (http.server has none), so `RangeServer` is a small threaded http.server subclass.
+The static Range server and the rustac server are the product's (geomelt.workers.local, which
+`geomelt demo PATH` uses); this module adds the manifest-based items and the fault injection.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ import http.client
 import http.server
 import json
 import logging
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from geomelt.workers import local
+from geomelt.workers.local import QuietHTTPServer, RangeHandler, rustac_server
 from rasterio.warp import transform_bounds
 
 logger = logging.getLogger(__name__)
@@ -59,12 +56,6 @@ TEST_FILES = (
 
 def manifest() -> list[dict[str, Any]]:
     return json.loads((GEO_DIR / "manifest.json").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _write_band_cog(source: Path, band_index: int, target: Path) -> None:
@@ -231,146 +222,28 @@ def fault_items(catalog: Catalog, base_url: str) -> dict[str, dict[str, Any]]:
     }
 
 
-# --- Static server with HTTP Range ----------------------------------------------------------
+# --- Static server with HTTP Range, rustac STAC API: the product's (geomelt.workers.local) ----
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """GET/HEAD with single byte ranges; paths under /slow/ stall to provoke client timeouts."""
+class _StallingHandler(RangeHandler):
+    """The product's Range handler; paths under /slow/ stall to provoke client timeouts."""
 
     stall_s = 30.0
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("static: " + format, *args)
 
     def send_head(self) -> Any:
         if self.path.startswith("/slow/"):
             time.sleep(self.stall_s)
             self.send_error(504)
             return None
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404, "not found")
-            return None
-        size = path.stat().st_size
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
-        handle = path.open("rb")
-        if match is None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Type", "image/tiff")
-            self.end_headers()
-            return handle
-        first_text, last_text = match.groups()
-        if first_text == "":
-            first, last = max(0, size - int(last_text)), size - 1
-        else:
-            first = int(first_text)
-            last = min(int(last_text), size - 1) if last_text else size - 1
-        if first >= size or first > last:
-            handle.close()
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
-        handle.seek(first)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-        self.send_header("Content-Length", str(last - first + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", "image/tiff")
-        self.end_headers()
-        self._remaining = last - first + 1
-        return handle
-
-    def copyfile(self, source: Any, outputfile: Any) -> None:
-        remaining = getattr(self, "_remaining", None)
-        if remaining is None:
-            shutil.copyfileobj(source, outputfile)
-            return
-        while remaining > 0:
-            block = source.read(min(65536, remaining))
-            if not block:
-                break
-            outputfile.write(block)
-            remaining -= len(block)
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # GDAL drops connections once it has the bytes it wants; that is not a server fault.
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError):
-            return
-        super().handle_error(request, client_address)
+        return super().send_head()
 
 
 @contextlib.contextmanager
 def static_server(directory: Path, stall_s: float = 30.0) -> Iterator[str]:
     """Serve `directory` on 127.0.0.1; yields the base URL."""
-    handler = type("Handler", (_RangeHandler,), {"stall_s": stall_s})
-
-    def factory(*args: Any) -> _RangeHandler:
-        return handler(*args, directory=str(directory))
-
-    server = _QuietServer(("127.0.0.1", 0), factory)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --- rustac STAC API --------------------------------------------------------------------------
-
-
-def rustac_executable() -> str:
-    found = Path(sys.executable).parent / "rustac"
-    if found.exists():
-        return str(found)
-    which = shutil.which("rustac")
-    if which is None:
-        raise RuntimeError("rustac is not installed; pip install -e '.[dev]' installs it")
-    return which
-
-
-@contextlib.contextmanager
-def rustac_server(items_path: Path) -> Iterator[str]:
-    """`rustac serve items.json` (in-memory backend) on a free loopback port; yields its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            rustac_executable(),
-            "serve",
-            str(items_path),
-            "--create-collections",
-            "--addr",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/", timeout=1):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"rustac serve did not start: {process.stderr.read().decode()[-2000:]}"  # type: ignore[union-attr]
-                    ) from None
-                time.sleep(0.1)
+    handler = type("Handler", (_StallingHandler,), {"stall_s": stall_s})
+    with local.static_server(directory, handler=handler) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 # --- Fault-injecting proxy --------------------------------------------------------------------
@@ -438,7 +311,7 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
         def do_POST(self) -> None:
             self._forward("POST")
 
-    server = _QuietServer(("127.0.0.1", 0), Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

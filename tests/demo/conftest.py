@@ -1,0 +1,96 @@
+"""Real services for the demo tests: a folder of real COGs, a database seeded through the real
+ingestion path (local catalog -> rustac -> Range reads -> tiny-random model), real uvicorn."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+from geomelt.db import EmbeddedPostgres, create_db_engine
+from geomelt.engine import AppDeps, EngineConfig, create_app
+from geomelt.model import load
+from geomelt.workers import ChipSettings, Pipeline, SourceSpec, ingest_once
+from geomelt.workers.local import free_port, local_catalog
+
+GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
+# Four dates (2014, 2017, 2019, and an unknown-date interval 1990-2025), three CRSs, uint8 RGB
+# and uint16 reflectance; about 25 chips, so seeding takes seconds on a busy 2-core machine.
+SEED_FILES = (
+    "usgs_hro_colorado_201404_15cm_residential.tif",
+    "s2_barbellino_20170703_boa_10m_tiny.tif",
+    "s2_barbellino_20190723_boa_10m_tiny.tif",
+    "landsat7_bahamas_rgb_300m.tif",
+)
+FAST = ChipSettings(batch_size=16, caption_beams=1, caption_max_len=8)
+
+
+def link_files(folder: Path, names: tuple[str, ...]) -> Path:
+    """A folder of symlinks to shared files (read in place, never copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).symlink_to(GEO_DIR / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Any:
+    return load("tiny-random")
+
+
+@pytest.fixture(scope="module")
+def seeded_database(
+    embedded_server: EmbeddedPostgres,
+    template_database: str,
+    tiny_model: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """A migrated database holding the chips of SEED_FILES, shared by a module's tests."""
+    name = f"demo_{uuid.uuid4().hex[:12]}"
+    admin_url = embedded_server.database_url("postgres").replace("+psycopg", "")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    database_url = embedded_server.database_url(name)
+    root = tmp_path_factory.mktemp("seed")
+    folder = link_files(root / "imagery", SEED_FILES)
+    engine = create_db_engine(database_url)
+    try:
+        with local_catalog(folder, root / "work") as (stac_url, catalog):
+            assert not catalog.skipped
+            spec = SourceSpec(
+                name=catalog.collection, stac_api_url=stac_url, collection=catalog.collection
+            )
+            summary = ingest_once(engine, spec, Pipeline(engine, tiny_model, FAST))
+        assert summary.scenes_done == len(SEED_FILES), summary.failures
+        yield database_url
+    finally:
+        engine.dispose()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def live_server(seeded_database: str, tiny_model: Any) -> Iterator[str]:
+    """The API and page under real uvicorn on a free loopback port; yields the base URL."""
+    config = EngineConfig(database_url=seeded_database, secret=b"demo-tests")
+    app = create_app(AppDeps(config=config, load_model=lambda: tiny_model))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "uvicorn stopped while starting"
+        assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

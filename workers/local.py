@@ -1,0 +1,457 @@
+"""A folder of GeoTIFFs as a real STAC API: items built with pystac (projection and raster
+extensions), the files served by a Range-capable static server, the items by `rustac serve`.
+
+`geomelt demo PATH` ingests a folder through this, so local files take exactly the path that
+remote catalogs take (poll -> read over HTTP Range -> chip -> caption + embed -> store).
+
+No packaged static server with HTTP Range support ships with the standard library or our
+dependencies (http.server has none), so `RangeHandler` is a small http.server subclass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import http.server
+import json
+import logging
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pystac
+import rasterio
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError
+from rasterio.warp import transform_bounds
+
+from .errors import IngestError, SourceUnavailable
+
+__all__ = [
+    "GEOTIFF_SUFFIXES",
+    "LocalCatalog",
+    "QuietHTTPServer",
+    "RangeHandler",
+    "SkippedFile",
+    "build_local_items",
+    "collection_id_for",
+    "free_port",
+    "local_catalog",
+    "rustac_executable",
+    "rustac_server",
+    "static_server",
+]
+
+logger = logging.getLogger(__name__)
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtif")
+COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+# Files with no date in their tags, name or manifest get this interval (STAC needs one).
+UNKNOWN_INTERVAL = (
+    dt.datetime(1990, 1, 1, tzinfo=dt.UTC),
+    dt.datetime(2025, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+)
+# Band names meaning red, green, blue: words first, then Sentinel-2 band codes (B04 red, ...).
+_COLOUR_WORDS = {"red": "red", "green": "green", "blue": "blue"}
+_S2_CODES = {"b04": "red", "b4": "red", "b03": "green", "b3": "green", "b02": "blue", "b2": "blue"}
+_DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class LocalCatalog:
+    """Items of a folder; `skipped` lists the files that are not usable, with the reason."""
+
+    collection: str
+    items: list[dict[str, Any]]
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": self.items}))
+        return path
+
+
+def collection_id_for(folder: Path) -> str:
+    """'local-<folder name>', reduced to the characters STAC ids and source names allow."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name).strip("-.") or "files"
+    return f"local-{name}"[:64]
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    # ../shared/data/geo style: a list of {"file", "bands", "datetime", ...}; optional.
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        logger.warning("%s: ignored (%s)", path, exc)
+        return {}
+    if not isinstance(entries, list):
+        return {}
+    return {e["file"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("file"), str)}
+
+
+def _rgb_indexes(dataset: Any, names: Sequence[str] | None) -> tuple[int, ...]:
+    """1-based band indexes for red, green, blue, or (band,) for grey."""
+    if dataset.count < 3:
+        return (1,)
+    labels = [str(n).lower() for n in names] if names else []
+    if not labels:
+        labels = [str(d or "").lower() for d in dataset.descriptions]
+    found: dict[str, int] = {}
+    for table in (_COLOUR_WORDS, _S2_CODES):
+        for index, label in enumerate(labels, start=1):
+            for word in re.split(r"[^a-z0-9]+", label):
+                colour = table.get(word)
+                if colour and colour not in found:
+                    found[colour] = index
+        if len(found) == 3:
+            return found["red"], found["green"], found["blue"]
+        found = {}
+    interp = {c: i for i, c in enumerate(dataset.colorinterp, start=1)}
+    if all(c in interp for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)):
+        return interp[ColorInterp.red], interp[ColorInterp.green], interp[ColorInterp.blue]
+    # Unlabelled multi-band files (NAIP and most orthophotos) store red, green, blue first.
+    return 1, 2, 3
+
+
+def _parse_time(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _acquired(
+    path: Path, tags: dict[str, str], entry: dict[str, Any]
+) -> tuple[dt.datetime | None, dt.datetime, dt.datetime] | tuple[dt.datetime, None, None]:
+    """(datetime, None, None) when known, else (None, start, end)."""
+    start, end = _parse_time(entry.get("start_datetime")), _parse_time(entry.get("end_datetime"))
+    instant = _parse_time(entry.get("datetime"))
+    if instant and not end:
+        return instant, None, None
+    if start or end:
+        return None, start or UNKNOWN_INTERVAL[0], end or UNKNOWN_INTERVAL[1]
+    stamp = tags.get("TIFFTAG_DATETIME", "")
+    with contextlib.suppress(ValueError):
+        return dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.UTC), None, None
+    match = _DATE_IN_NAME.search(path.stem)
+    if match:
+        year, month, day = (int(g) for g in match.groups())
+        with contextlib.suppress(ValueError):
+            return dt.datetime(year, month, day, tzinfo=dt.UTC), None, None
+    return None, *UNKNOWN_INTERVAL
+
+
+def _write_band_cog(source: Path, band_index: int, target: Path) -> None:
+    with rasterio.open(source) as src:
+        profile = src.profile.copy()
+        data = src.read(band_index)
+    profile.update(driver="COG", count=1, compress="deflate", blocksize=256)
+    for key in ("blockxsize", "blockysize", "tiled", "interleave", "photometric"):
+        profile.pop(key, None)
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data, 1)
+
+
+def _raster_bands(path: Path) -> list[RasterBand]:
+    with rasterio.open(path) as src:
+        return [
+            RasterBand.create(data_type=DataType(src.dtypes[i]), nodata=src.nodata)
+            for i in range(src.count)
+        ]
+
+
+def _add_asset(item: pystac.Item, key: str, href: str, path: Path, roles: list[str]) -> None:
+    asset = pystac.Asset(href=href, media_type=COG_MEDIA_TYPE, roles=roles)
+    item.add_asset(key, asset)
+    RasterExtension.ext(asset, add_if_missing=True).bands = _raster_bands(path)
+
+
+def _item_for(
+    path: Path, served: Path, base_url: str, collection: str, entry: dict[str, Any], updated: str
+) -> pystac.Item:
+    """One item; raises ValueError or RasterioError for files that cannot be used."""
+    with rasterio.open(path) as src:
+        if src.crs is None or src.transform.is_identity:
+            raise ValueError("not georeferenced (no CRS or geotransform); georeference it first")
+        epsg = src.crs.to_epsg()
+        if epsg is None:
+            raise ValueError(f"CRS {src.crs.to_string()[:60]} has no EPSG code")
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        indexes = _rgb_indexes(src, entry.get("bands"))
+        shape = [src.height, src.width]
+        transform = list(src.transform)[:6]
+        native_bbox = list(src.bounds)
+        tags = src.tags()
+    instant, start, end = _acquired(path, tags, entry)
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    item = pystac.Item(
+        id=path.stem,
+        geometry={"type": "Polygon", "coordinates": [ring]},
+        bbox=[west, south, east, north],
+        datetime=instant,
+        start_datetime=start,
+        end_datetime=end,
+        properties={"title": entry.get("title") or path.name, "updated": updated},
+        collection=collection,
+    )
+    projection = ProjectionExtension.ext(item, add_if_missing=True)
+    projection.code = f"EPSG:{epsg}"
+    projection.shape = shape
+    projection.transform = transform
+    projection.bbox = native_bbox
+    # stackstac 0.5 reads proj:epsg only (not proj:code).
+    item.properties["proj:epsg"] = epsg
+    RasterExtension.add_to(item)
+    link = served / path.name
+    if not link.exists():
+        link.symlink_to(path.resolve())  # served in place, never copied
+    if indexes == (1,):
+        _add_asset(item, "pan", f"{base_url}/{path.name}", path, ["data"])
+    elif indexes == (1, 2, 3):
+        _add_asset(item, "visual", f"{base_url}/{path.name}", path, ["visual", "data"])
+    else:
+        for key, index in zip(("red", "green", "blue"), indexes, strict=True):
+            target = served / f"{path.stem}.band{index}.tif"
+            if not target.exists() or target.stat().st_mtime < path.stat().st_mtime:
+                _write_band_cog(path, index, target)
+            _add_asset(item, key, f"{base_url}/{target.name}", target, ["data"])
+    return item
+
+
+def build_local_items(
+    folder: Path, served: Path, base_url: str, *, collection: str, updated: dt.datetime
+) -> LocalCatalog:
+    """STAC items for the GeoTIFFs in `folder` (not recursive), assets under `base_url`.
+
+    `served` is the folder the static server serves: it gets a symlink per file and, for files
+    whose red, green, blue are not bands 1, 2, 3, single-band COGs of those bands. An item's
+    `updated` is the later of its file's mtime and `updated` (when the asset URLs last changed),
+    so a changed file or a moved server re-ingests, and an unchanged one is a no-op.
+    """
+    served.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(folder)
+    catalog = LocalCatalog(collection, [])
+    paths = sorted(p for p in folder.iterdir() if p.is_file())
+    for path in paths:
+        if path.suffix.lower() not in GEOTIFF_SUFFIXES:
+            continue
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+        stamp = max(mtime, updated).isoformat().replace("+00:00", "Z")
+        try:
+            item = _item_for(path, served, base_url, collection, manifest.get(path.name, {}), stamp)
+        except (RasterioError, ValueError, OSError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            catalog.skipped.append(SkippedFile(path, reason))
+            continue
+        catalog.items.append(item.to_dict(include_self_link=False, transform_hrefs=False))
+    return catalog
+
+
+# --- Static server with HTTP Range ----------------------------------------------------------
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """GET/HEAD of files with single byte ranges (what GDAL's /vsicurl/ sends)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("static: " + format, *args)
+
+    def send_head(self) -> Any:
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404, "not found")
+            return None
+        size = path.stat().st_size
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        handle = path.open("rb")
+        if match is None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Type", "image/tiff")
+            self.end_headers()
+            return handle
+        first_text, last_text = match.groups()
+        if first_text == "":
+            first, last = max(0, size - int(last_text)), size - 1
+        else:
+            first = int(first_text)
+            last = min(int(last_text), size - 1) if last_text else size - 1
+        if first >= size or first > last:
+            handle.close()
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
+        handle.seek(first)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "image/tiff")
+        self.end_headers()
+        self._remaining = last - first + 1
+        return handle
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            shutil.copyfileobj(source, outputfile)
+            return
+        while remaining > 0:
+            block = source.read(min(65536, remaining))
+            if not block:
+                break
+            outputfile.write(block)
+            remaining -= len(block)
+
+
+class QuietHTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # GDAL drops connections once it has the bytes it wants; that is not a server fault.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+@contextlib.contextmanager
+def static_server(
+    directory: Path, *, port: int = 0, handler: type[RangeHandler] = RangeHandler
+) -> Iterator[str]:
+    """Serve `directory` on 127.0.0.1 (port 0: any free one); yields the base URL."""
+
+    def factory(*args: Any) -> RangeHandler:
+        return handler(*args, directory=str(directory))
+
+    server = QuietHTTPServer(("127.0.0.1", port), factory)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- rustac STAC API --------------------------------------------------------------------------
+
+
+def rustac_executable() -> str:
+    found = Path(sys.executable).parent / "rustac"
+    if found.exists():
+        return str(found)
+    which = shutil.which("rustac")
+    if which is None:
+        raise IngestError("rustac is not installed; `pip install geomelt-search` installs it")
+    return which
+
+
+@contextlib.contextmanager
+def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterator[str]:
+    """`rustac serve items.json` (in-memory backend) on a free loopback port; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own executable, fixed arguments
+        [
+            rustac_executable(),
+            "serve",
+            str(items_path),
+            "--create-collections",
+            "--addr",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # Its own process group: Ctrl-C reaches the parent, which then stops it in order.
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/", timeout=1):  # noqa: S310 - loopback
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    error = process.stderr.read().decode()[-2000:] if process.stderr else ""
+                    raise SourceUnavailable(f"rustac serve did not start: {error}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if process.stderr:
+            process.stderr.close()
+
+
+@contextlib.contextmanager
+def local_catalog(
+    folder: Path, work_dir: Path, *, collection: str | None = None
+) -> Iterator[tuple[str, LocalCatalog]]:
+    """Serve `folder`'s GeoTIFFs as a STAC API; yields (API URL, catalog).
+
+    `work_dir` keeps the served symlinks, band COGs, items.json and the static server's port
+    (reused on the next start, so asset URLs and thus items stay unchanged).
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_path = work_dir / "static.json"
+    state: dict[str, Any] = {}
+    with contextlib.suppress(OSError, json.JSONDecodeError):
+        state = json.loads(state_path.read_text())
+    served = work_dir / "files"
+    served.mkdir(exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(static_server(served, port=int(state.get("port", 0))))
+        except OSError:
+            base_url = stack.enter_context(static_server(served))
+        port = int(base_url.rsplit(":", 1)[1])
+        if state.get("port") != port or "since" not in state:
+            state = {"port": port, "since": dt.datetime.now(dt.UTC).isoformat()}
+            state_path.write_text(json.dumps(state))
+        catalog = build_local_items(
+            folder,
+            served,
+            base_url,
+            collection=collection or collection_id_for(folder),
+            updated=dt.datetime.fromisoformat(state["since"]),
+        )
+        if not catalog.items:
+            yield "", catalog
+            return
+        url = stack.enter_context(rustac_server(catalog.write(work_dir / "items.json")))
+        yield url, catalog
