@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from geomelt.db.queries.search import EXACT_THRESHOLD
+
 __all__ = ["AppDeps", "EngineConfig"]
 
 
@@ -26,7 +28,7 @@ class EngineConfig:
     rrf_k: int = 60
     # Ranked searches fuse the top `rank_depth` of each list; deeper results are not returned.
     rank_depth: int = 1000
-    exact_threshold: int = 20_000
+    exact_threshold: int = EXACT_THRESHOLD  # measured by benchmarks.search_scale
     count_threshold: int = 10_000  # numberMatched only when the estimate is below this
     token_ttl_s: int = 24 * 3600
     max_body_bytes: int = 1_000_000

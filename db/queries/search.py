@@ -75,7 +75,7 @@ __all__ = [
 # to keep at most EXACT_THRESHOLD chips run exact; broader ones run HNSW with an iterative scan,
 # ef_search = clamp(EF_SEARCH_PER_RESULT x depth, EF_SEARCH_MIN, 1000) and a scan budget of
 # SCAN_SAFETY x depth / selectivity tuples (at least pgvector's default 20,000).
-EXACT_THRESHOLD = 20_000
+EXACT_THRESHOLD = 5_000  # 100k-chip run: crossover at 4,694 candidates (docs/SCALING.md)
 EF_SEARCH_PER_RESULT = 4
 EF_SEARCH_MIN = 100
 SCAN_SAFETY = 4
