@@ -33,7 +33,7 @@ from sqlalchemy import Engine
 
 from .database import open_database
 from .errors import IngestProblem, cli_errors
-from .settings import Settings
+from .settings import DEFAULT_MODEL, Settings
 from .worker import load_model
 
 __all__ = ["demo_command"]
@@ -75,7 +75,9 @@ class DemoUsage(click.ClickException):
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--no-browser", is_flag=True, help="Do not open the page in a browser.")
 @click.option(
-    "--model", "model_name", help="Model name or .safetensors path (default: the product default)."
+    "--model",
+    "model_name",
+    help=f"Model name or .safetensors path [default: GEOMELT_API_MODEL, else {DEFAULT_MODEL}].",
 )
 @click.option(
     "--beams",
@@ -137,7 +139,8 @@ def demo_command(
             with _source(path, stac_api, collection, bbox, datetime_, settings) as spec:
                 # After the catalog is built: a folder of unusable files fails before this.
                 model = load_model(model_name or settings.api_model, "cpu")
-                _ingest(engine, spec, Pipeline(engine, model, chips), max_items)
+                bound = max_items if stac_api is not None else None  # a folder: every file
+                _ingest(engine, spec, Pipeline(engine, model, chips), bound)
         finally:
             engine.dispose()
         config = EngineConfig(
@@ -226,7 +229,7 @@ def _slug(folder: Path) -> str:
     return f"{folder.name}-{digest}"
 
 
-def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int) -> None:
+def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int | None) -> None:
     bar: Any = None
     todo = 0
 
@@ -235,9 +238,9 @@ def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int
         todo = total
         if total == 0:
             return
-        bar = click.progressbar(
-            length=total, label="ingesting scenes", file=click.get_text_stream("stderr")
-        )
+        # click 8.5 exposes get_text_stream lazily; mypy sees an object.
+        stderr = click.get_text_stream("stderr")  # type: ignore[operator]
+        bar = click.progressbar(length=total, label="ingesting scenes", file=stderr)
         bar.__enter__()
 
     def done(_: Any) -> None:

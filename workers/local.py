@@ -66,6 +66,7 @@ UNKNOWN_INTERVAL = (
 _COLOUR_WORDS = {"red": "red", "green": "green", "blue": "blue"}
 _S2_CODES = {"b04": "red", "b4": "red", "b03": "green", "b3": "green", "b02": "blue", "b2": "blue"}
 _DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+_MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-?(0[1-9]|1[0-2])(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,10 @@ def _acquired(
         year, month, day = (int(g) for g in match.groups())
         with contextlib.suppress(ValueError):
             return dt.datetime(year, month, day, tzinfo=dt.UTC), None, None
+    match = _MONTH_IN_NAME.search(path.stem)
+    if match:
+        year, month = (int(g) for g in match.groups())
+        return dt.datetime(year, month, 1, tzinfo=dt.UTC), None, None
     return None, *UNKNOWN_INTERVAL
 
 

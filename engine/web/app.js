@@ -4,8 +4,9 @@
   "use strict";
 
   const API = new URL("./", window.location.href.replace(/\/app\/?(\?.*)?(#.*)?$/, "/"));
-  const PAGE_SIZE = 20;
   const params = new URLSearchParams(window.location.search);
+  // Results per page: ?limit=N (1-100), default 20; more come with "Load more" (token paging).
+  const PAGE_SIZE = Math.min(100, Math.max(1, parseInt(params.get("limit"), 10) || 20));
 
   const $ = (id) => document.getElementById(id);
   const form = $("search-form");

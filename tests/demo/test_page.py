@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pystac_client import Client
 
 CHROMIUM = "/usr/bin/chromium"
 # A copy of the screenshot outside pytest's tmp folders, for people to look at.
@@ -144,15 +145,22 @@ def test_page_search_more_like_this_dates_area_and_zoom(
     page.close()
 
 
-def test_page_uses_a_configured_tile_url(browser: Browser, live_server: str) -> None:
+def test_page_tile_url_and_paging_by_token(browser: Browser, live_server: str) -> None:
     page = browser.new_page()
     tiles = f"{live_server}/tiles-for-test/{{z}}/{{x}}/{{y}}.png"
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url) if "/tiles-for-test/" in r.url else None)
-    page.goto(f"{live_server}/app?" + urllib.parse.urlencode({"tiles": tiles}))
+    page.goto(f"{live_server}/app?" + urllib.parse.urlencode({"tiles": tiles, "limit": 5}))
     expect(page.locator(".leaflet-tile").first).to_be_attached(timeout=30_000)
     assert requested
     assert all(url.endswith(".png") for url in requested)
+
+    expect(page.locator("#results .result")).to_have_count(5, timeout=30_000)
+    first_page = _result_ids(page)
+    page.click("#more")
+    expect(page.locator("#results .result")).to_have_count(10)
+    assert _result_ids(page)[:5] == first_page
+    assert len(set(_result_ids(page))) == 10
     page.close()
 
 
@@ -163,6 +171,10 @@ def test_page_assets_come_from_the_installed_packages(live_server: str) -> None:
     ):
         with urllib.request.urlopen(live_server + path, timeout=10) as response:  # noqa: S310
             assert marker in response.read()
-    # The STAC landing page stays JSON at / for STAC clients.
+    # The STAC landing page stays JSON at / for STAC clients such as pystac-client.
     with urllib.request.urlopen(live_server + "/", timeout=10) as response:  # noqa: S310
         assert json.load(response)["type"] == "Catalog"
+    client = Client.open(live_server + "/")
+    items = list(client.search(max_items=3).items())
+    assert len(items) == 3
+    assert all(item.assets["thumbnail"].href.startswith(live_server) for item in items)
