@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 from click.testing import CliRunner
 from geomelt.cli import main
-from geomelt.workers.local import free_port
+from geomelt.workers.local import free_port, local_catalog
 from rasterio.errors import NotGeoreferencedWarning
 
 from .conftest import GEO_DIR, link_files
@@ -53,9 +53,9 @@ def _write_bad_files(folder: Path) -> None:
     (folder / "notes.txt").write_text("not imagery")
 
 
-def _start_demo(folder: Path, env: dict[str, str], port: int) -> tuple[subprocess.Popen, list]:
+def _start_demo(source: list[str], env: dict[str, str], port: int) -> tuple[subprocess.Popen, list]:
     process = subprocess.Popen(
-        [GEOMELT, "demo", str(folder), "--no-browser", "--port", str(port)],
+        [GEOMELT, "demo", *source, "--no-browser", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -91,7 +91,8 @@ def test_demo_folder_end_to_end_then_a_second_start_skips_done_scenes(
         "GEOMELT_DEMO_DATA": "",
     }
     port = free_port()
-    process, lines = _start_demo(folder, env, port)
+    # --max-items bounds --stac-api only: a folder is ingested whole.
+    process, lines = _start_demo([str(folder), "--max-items", "1"], env, port)
     output = "".join(lines)
     try:
         assert f"http://127.0.0.1:{port}/app" in output, output
@@ -118,7 +119,7 @@ def test_demo_folder_end_to_end_then_a_second_start_skips_done_scenes(
 
     # Unchanged scenes are no-ops: the second start ingests nothing new.
     began = time.monotonic()
-    process, lines = _start_demo(folder, env, port)
+    process, lines = _start_demo([str(folder)], env, port)
     ready_s = time.monotonic() - began
     output = "".join(lines)
     try:
@@ -200,3 +201,25 @@ def test_an_unreachable_stac_api_is_a_clear_error(database_url: str, tmp_path: P
     assert code == 5, output
     assert dead in output
     assert "check the URL and that the API is up" in output
+
+
+def test_demo_from_a_stac_api_ingests_at_most_max_items(database_url: str, tmp_path: Path) -> None:
+    folder = link_files(tmp_path / "imagery", GOOD_FILES)
+    env = {
+        **os.environ,
+        "GEOMELT_DATABASE_URL": database_url,
+        "GEOMELT_DATA_DIR": str(tmp_path / "data"),
+    }
+    port = free_port()
+    with local_catalog(folder, tmp_path / "catalog") as (stac_url, catalog):
+        source = ["--stac-api", stac_url, "--collection", catalog.collection, "--max-items", "1"]
+        process, lines = _start_demo(source, env, port)
+        try:
+            output = "".join(lines)
+            assert "ingested 1 scenes" in output, output
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/collections/{catalog.collection}", timeout=30
+            ) as response:
+                assert json.load(response)["id"] == catalog.collection
+        finally:
+            _stop(process, lines)
