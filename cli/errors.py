@@ -9,18 +9,8 @@ import click
 from geomelt.db import DbError
 from geomelt.workers.errors import IngestError
 
-EXIT_NOT_BUILT = 3
 EXIT_DATABASE = 4
 EXIT_INGEST = 5
-
-
-class NotBuiltError(click.ClickException):
-    """A command of the CLI whose feature is not built yet."""
-
-    exit_code = EXIT_NOT_BUILT
-
-    def __init__(self, command: str, issue: str) -> None:
-        super().__init__(f"'geomelt {command}' is not built yet ({issue}); nothing was done.")
 
 
 class DatabaseProblem(click.ClickException):
