@@ -51,6 +51,7 @@ __all__ = [
     "rustac_executable",
     "rustac_server",
     "static_server",
+    "write_band_cog",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ def _acquired(
     return None, *UNKNOWN_INTERVAL
 
 
-def _write_band_cog(source: Path, band_index: int, target: Path) -> None:
+def write_band_cog(source: Path, band_index: int, target: Path) -> None:
+    """Band `band_index` (1-based) of `source` as a single-band COG: STAC band assets."""
     with rasterio.open(source) as src:
         profile = src.profile.copy()
         data = src.read(band_index)
@@ -240,7 +242,7 @@ def _item_for(
         for key, index in zip(("red", "green", "blue"), indexes, strict=True):
             target = served / f"{path.stem}.band{index}.tif"
             if not target.exists() or target.stat().st_mtime < path.stat().st_mtime:
-                _write_band_cog(path, index, target)
+                write_band_cog(path, index, target)
             _add_asset(item, key, f"{base_url}/{target.name}", target, ["data"])
     return item
 

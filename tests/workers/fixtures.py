@@ -58,17 +58,6 @@ def manifest() -> list[dict[str, Any]]:
     return json.loads((GEO_DIR / "manifest.json").read_text())
 
 
-def _write_band_cog(source: Path, band_index: int, target: Path) -> None:
-    with rasterio.open(source) as src:
-        profile = src.profile.copy()
-        data = src.read(band_index)
-    profile.update(driver="COG", count=1, compress="deflate", blocksize=256)
-    for key in ("blockxsize", "blockysize", "tiled", "interleave", "photometric"):
-        profile.pop(key, None)
-    with rasterio.open(target, "w", **profile) as dst:
-        dst.write(data, 1)
-
-
 def _asset(href: str, path: Path, roles: list[str]) -> dict[str, Any]:
     with rasterio.open(path) as src:
         bands = [
@@ -107,7 +96,7 @@ def build_item(entry: dict[str, Any], data_dir: Path, base_url: str, collection:
                 continue
             target = data_dir / f"{stem}_{key}.tif"
             if not target.exists():
-                _write_band_cog(source, index + 1, target)
+                local.write_band_cog(source, index + 1, target)
             assets[key] = _asset(f"{base_url}/{target.name}", target, ["data"])
     with rasterio.open(source) as src:
         epsg = src.crs.to_epsg()
