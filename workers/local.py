@@ -11,15 +11,18 @@ dependencies (http.server has none), so `RangeHandler` is a small http.server su
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import http.server
 import json
 import logging
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -387,6 +390,9 @@ def rustac_executable() -> str:
 def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterator[str]:
     """`rustac serve items.json` (in-memory backend) on a free loopback port; yields its URL."""
     port = free_port()
+    # A file, not a pipe: nobody reads the log while the server runs, and a full pipe would
+    # block it.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(  # noqa: S603 - our own executable, fixed arguments
         [
             rustac_executable(),
@@ -397,9 +403,10 @@ def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterato
             f"127.0.0.1:{port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         # Its own process group: Ctrl-C reaches the parent, which then stops it in order.
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -410,7 +417,8 @@ def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterato
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    error = process.stderr.read().decode()[-2000:] if process.stderr else ""
+                    log.seek(0)
+                    error = log.read().decode(errors="replace")[-2000:]
                     raise SourceUnavailable(f"rustac serve did not start: {error}") from None
                 time.sleep(0.1)
         yield url
@@ -421,8 +429,14 @@ def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterato
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-        if process.stderr:
-            process.stderr.close()
+        log.close()
+
+
+def _die_with_parent() -> None:
+    # In the child: if the parent dies without stopping us (SIGKILL), Linux sends SIGTERM, so
+    # no STAC server outlives the demo or test that started it.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 @contextlib.contextmanager
