@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, NotFound
@@ -56,7 +56,7 @@ def create_source(connection: Connection, values: dict[str, Any]) -> dict[str, A
     try:
         with connection.begin_nested():
             row = connection.execute(
-                Source.__table__.insert().values(**values).returning(*_SOURCE_COLUMNS)
+                cast(Table, Source.__table__).insert().values(**values).returning(*_SOURCE_COLUMNS)
             ).one()
     except IntegrityError as exc:
         raise Conflict(f"source {values.get('name')!r}: exists or breaks a constraint") from exc
@@ -139,7 +139,8 @@ def create_api_key(
         with connection.begin_nested():
             return int(
                 connection.execute(
-                    ApiKey.__table__.insert()
+                    cast(Table, ApiKey.__table__)
+                    .insert()
                     .values(name=name, prefix=prefix, secret_hash=secret_hash, scopes=scopes)
                     .returning(ApiKey.id)
                 ).scalar_one()

@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, func, not_, or_, true
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, false, func, not_, or_, true
 from sqlalchemy.dialects.postgresql import JSONB
 
-from .filters import QUERYABLES, InvalidFilter, Queryable, geometry_predicate
+from .filters import QUERYABLES, InvalidFilter, Queryable, SqlExpression, geometry_predicate
 
 __all__ = ["compile_cql2"]
 
@@ -111,12 +111,12 @@ def _kind_of(node: Any) -> str | None:
     return queryable.kind if queryable else None
 
 
-def _operands(left: Any, right: Any) -> tuple[Any, Any]:
+def _operands(left: Any, right: Any) -> tuple[SqlExpression, SqlExpression]:
     kind = _kind_of(left) or _kind_of(right)
     return _scalar(left, kind), _scalar(right, kind)
 
 
-def _scalar(node: Any, kind: str | None) -> Any:
+def _scalar(node: Any, kind: str | None) -> SqlExpression:
     """A property, a casei() call or a literal, typed after the property it is compared to."""
     queryable = _queryable(node)
     if queryable is not None:
@@ -244,7 +244,7 @@ def _time_range(value: Any, op: str) -> tuple[Any, Any]:
             bindparam(None, end, unique=True) if end else None,
         )
     if isinstance(value, dict) and ("timestamp" in value or "date" in value):
-        instant = bindparam(None, _instant(value), unique=True)
+        instant: BindParameter[dt.datetime] = bindparam(None, _instant(value), unique=True)
         return instant, instant
     raise InvalidFilter(f"filter: {op} needs a TIMESTAMP, DATE or INTERVAL, got {_short(value)}")
 
@@ -269,5 +269,5 @@ def _array(op: str, args: list[Any]) -> ColumnElement[bool]:
         return column.op("<@")(literal)
     if op == "a_equals":
         return and_(column.op("@>")(literal), column.op("<@")(literal))
-    items = bindparam(None, [str(v) for v in values], unique=True)
+    items: BindParameter[list[str]] = bindparam(None, [str(v) for v in values], unique=True)
     return column.op("?|")(items)

@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     tuple_,
 )
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.types import UserDefinedType
 
 from ..errors import DbError
@@ -37,6 +38,7 @@ __all__ = [
     "Filters",
     "InvalidFilter",
     "Queryable",
+    "SqlExpression",
     "chip_item_id",
     "geometry_predicate",
     "item_id_expression",
@@ -64,6 +66,9 @@ class _PgGeometric(UserDefinedType[str]):
         return self.name
 
 
+# A queryable's SQL: a Core expression or a mapped attribute (both compile to the same column).
+SqlExpression = ColumnElement[Any] | QueryableAttribute[Any]
+
 _POINT = _PgGeometric("point")
 _PATH = _PgGeometric("path")
 
@@ -72,7 +77,7 @@ _PATH = _PgGeometric("path")
 class Queryable:
     """A filterable/sortable property: its SQL expression, JSON-Schema type and sort sentinel."""
 
-    expression: ColumnElement[Any]
+    expression: SqlExpression
     kind: str  # string | number | integer | datetime | geometry | array
     description: str
     sortable: bool = True

@@ -43,6 +43,7 @@ from .filters import (
     QUERYABLES,
     Filters,
     InvalidFilter,
+    SqlExpression,
     item_id_expression,
     parse_chip_item_id,
     where_clauses,
@@ -206,7 +207,7 @@ def page_select(
             ranked_table.c.text_rank,
             (1 - distance).label("vector_score"),
         ]
-    keys: list[tuple[ColumnElement[Any], str, bool]] = []
+    keys: list[tuple[SqlExpression, str, bool]] = []
     for key in sort:
         expression, kind = _sort_expression(key.field, ranked_table)
         keys.append((expression, kind, key.descending))
@@ -229,7 +230,7 @@ def sort_values(row: Any, count: int) -> list[Any]:
     return values
 
 
-def _keyset(keys: Sequence[tuple[ColumnElement[Any], str, bool]], after: Sequence[Any]) -> Any:
+def _keyset(keys: Sequence[tuple[SqlExpression, str, bool]], after: Sequence[Any]) -> Any:
     if len(after) != len(keys):
         raise InvalidFilter("token: does not match this query's sort order")
     bound = [_bind_sort_value(value, kind) for (_, kind, _), value in zip(keys, after, strict=True)]
@@ -502,7 +503,7 @@ def keyword_ranks(
     queries = [
         func.websearch_to_tsquery("english", bindparam(None, p, unique=True)) for p in phrases
     ]
-    tsquery = queries[0]
+    tsquery: ColumnElement[Any] = queries[0]
     for extra in queries[1:]:
         tsquery = tsquery.op("||")(extra)  # tsquery || tsquery is OR
     rank = func.ts_rank_cd(Chip.caption_tsv, tsquery)
@@ -549,7 +550,7 @@ def resolve_item_ids(
 
 def chip_embeddings(connection: Connection, chip_ids: Sequence[int]) -> np.ndarray[Any, Any]:
     """(N, D) float32 embeddings of the chips, in the given order."""
-    rows = dict(
+    rows: dict[int, Any] = dict(
         connection.execute(
             select(Chip.id, Chip.embedding).where(
                 Chip.id.in_(bindparam("chip_ids", list(chip_ids), expanding=True))
@@ -587,7 +588,7 @@ def collection_summaries(
     connection: Connection, *, model_id: int, collection: str | None = None
 ) -> list[Any]:
     """Per collection: id, chip count, spatial and temporal extent of its chips."""
-    statement = (
+    statement: Select[*tuple[Any, ...]] = (
         select(
             Scene.collection,
             func.count().label("chips"),
