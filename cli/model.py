@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
+import time
+from pathlib import Path
 
 import click
-from geomelt.model import ModelError, create_model, get_config, list_presets
+from geomelt.model import ModelError, create_model, get_config, list_presets, load
+from geomelt.model.data import load_karpathy, load_scenes, parse_data_spec
+from geomelt.model.evaluate import (
+    caption_images,
+    caption_metrics,
+    image_inputs_from_files,
+    retrieval_eval,
+    zero_shot_eval,
+)
+from geomelt.model.train import TrainSettings, export, train
 
 
 @click.group("model")
@@ -57,3 +70,185 @@ def info(preset: str, heads: str, img_size: int | None, as_json: bool) -> None:
         return
     for key, value in report.items():
         click.echo(f"{key:24} {value}")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
+def _records(data: tuple[str, ...], splits: tuple[str, ...], scene_part: str) -> list:
+    records = []
+    for spec in data:
+        kind, path, weight = parse_data_spec(spec)
+        if kind == "scenes":
+            records += load_scenes(path, scene_part, weight=weight)
+        else:
+            records += load_karpathy(path, splits, weight=weight)
+    return records
+
+
+@model_group.command("train")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON of TrainSettings fields (preset, init, epochs, batch_size, lr, balancing, lora…).",
+)
+@click.option(
+    "--data",
+    multiple=True,
+    required=True,
+    help="Karpathy JSON (train split), or scenes:DIR (class folders, train part); "
+    "append @WEIGHT to weight a source, e.g. ucm.json@2. Repeatable.",
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 …")
+@click.option(
+    "--feature-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cache frozen-stem features here (hybrid presets): train on feature maps.",
+)
+@click.option("--init-from", type=str, default=None, help="Stage 2: start from this model.")
+@click.option("--max-steps", type=int, default=None, help="Override the config's step count.")
+def train_command(
+    config_path: Path | None,
+    data: tuple[str, ...],
+    out: Path,
+    device: str,
+    feature_cache: Path | None,
+    init_from: str | None,
+    max_steps: int | None,
+) -> None:
+    """Train a GeoMELT model (stage 1; stage 2 with --init-from and a LoRA config).
+
+    Resumes from OUT/last.pt; writes OUT/metrics.jsonl and OUT/model.safetensors.
+    """
+    _setup_logging()
+    try:
+        settings = TrainSettings.from_json(config_path) if config_path else TrainSettings()
+        if max_steps is not None:
+            settings = dataclasses.replace(settings, max_steps=max_steps)
+        records = _records(data, ("train",), "train")
+        init = load(init_from, device=device).model if init_from else None
+        model = train(
+            records, settings, out, device=device, feature_cache=feature_cache,
+            init_checkpoint=init,
+        )  # fmt: skip
+        digest = export(model, out / "model.safetensors")
+    except ModelError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps({"model": str(out / "model.safetensors"), "sha256": digest}))
+
+
+def _write_json(result: dict, path: Path | None) -> None:
+    text = json.dumps(result, indent=1)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
+@model_group.command("eval")
+@click.option("--model", "model_name", required=True, help="Model name or .safetensors path.")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Karpathy-format dataset JSON.",
+)
+@click.option(
+    "--images-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the images; default <json folder>/images if it exists, else the folder.",
+)
+@click.option("--split", default="val", show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--beams", default=3, show_default=True, type=int)
+@click.option("--no-captioning", is_flag=True, help="Retrieval only.")
+@click.option("--captions-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_command(
+    model_name: str,
+    data_path: Path,
+    images_root: Path | None,
+    split: str,
+    json_out: Path | None,
+    device: str,
+    beams: int,
+    no_captioning: bool,
+    captions_out: Path | None,
+) -> None:
+    """Retrieval (R@1/5/10, mR; spec §7.1) and captioning metrics (§7.2) on one split."""
+    _setup_logging()
+    try:
+        geomelt = load(model_name, device=device)
+        records = load_karpathy(data_path, (split,), images_root=images_root)
+        images = image_inputs_from_files(records, geomelt.config.vision.img_size, geomelt.device)
+        started = time.perf_counter()
+        result: dict = {
+            "model": geomelt.version,
+            "data": str(data_path),
+            "split": split,
+            "retrieval": retrieval_eval(geomelt.model, geomelt.tokenizer, records, images),
+        }
+        if not no_captioning:
+            candidates = caption_images(
+                geomelt.model, geomelt.tokenizer, images, len(records), beams=beams
+            )
+            result["captioning"] = {
+                **caption_metrics(candidates, [list(r.captions) for r in records]),
+                "beams": beams,
+                "length_penalty": 0.6,
+            }
+            if captions_out is not None:
+                rows = [
+                    {"image": r.path.name, "caption": c, "references": list(r.captions)}
+                    for r, c in zip(records, candidates, strict=True)
+                ]
+                captions_out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        result["wall_s"] = round(time.perf_counter() - started, 1)
+    except ModelError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _write_json(result, json_out)
+
+
+@model_group.command("eval-zeroshot")
+@click.option("--model", "model_name", required=True, help="Model name or .safetensors path.")
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of class subfolders.",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["all", "val", "train"]),
+    default="all",
+    show_default=True,
+    help="Evaluate all images, or the seeded per-class val/train part used in training.",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--device", default="cpu", show_default=True)
+def eval_zeroshot_command(
+    model_name: str, images_dir: Path, part: str, json_out: Path | None, device: str
+) -> None:
+    """Top-1 zero-shot classification over a folder of class subfolders."""
+    _setup_logging()
+    try:
+        geomelt = load(model_name, device=device)
+        records = load_scenes(images_dir, part)
+        images = image_inputs_from_files(records, geomelt.config.vision.img_size, geomelt.device)
+        result = {
+            "model": geomelt.version,
+            "images_dir": str(images_dir),
+            "part": part,
+            **zero_shot_eval(geomelt.model, geomelt.tokenizer, records, images),
+        }
+    except ModelError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _write_json(result, json_out)

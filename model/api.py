@@ -19,13 +19,16 @@ from .image import preprocess_images
 from .network import GeoMeltModel
 from .tokenizer import TextTokenizer, encode_batch, load_tokenizer
 
-__all__ = ["RANDOM_MODELS", "GeoMelt", "ZeroShotResult", "load", "state_sha256"]
+__all__ = ["RANDOM_MODELS", "SHIPPED_MODELS", "GeoMelt", "ZeroShotResult", "load", "state_sha256"]
 
 logger = logging.getLogger(__name__)
 
 # Seeded randomly initialised models for tests and smoke runs until trained weights ship.
 RANDOM_MODELS = {"tiny-random": "tiny", "small-random": "small"}
 RANDOM_SEED = 0
+# Trained weights shipped inside the package (model/weights/), sha256-checked on load.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+SHIPPED_MODELS = {"geomelt-small": "geomelt-small.safetensors"}
 ZERO_SHOT_TEMPLATE = "a satellite image of {}."
 TEXT_MAX_LEN = 64
 
@@ -159,14 +162,20 @@ def _load_random(name: str, device: str | torch.device, dtype: torch.dtype | Non
 def load(
     name_or_path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> GeoMelt:
-    """A named model (see RANDOM_MODELS) or a native .safetensors checkpoint path."""
+    """A named model (SHIPPED_MODELS, RANDOM_MODELS) or a native .safetensors checkpoint path."""
     if str(name_or_path) in RANDOM_MODELS:
         return _load_random(str(name_or_path), device, dtype)
-    path = Path(name_or_path)
+    name = None
+    if str(name_or_path) in SHIPPED_MODELS:
+        name = str(name_or_path)
+        path = WEIGHTS_DIR / SHIPPED_MODELS[name]
+    else:
+        path = Path(name_or_path)
     if not path.is_file():
         raise ConfigError(
             f"model {str(name_or_path)!r} is neither a known name nor a file; available names: "
-            f"{', '.join(sorted(RANDOM_MODELS))}, or pass a .safetensors checkpoint path"
+            f"{', '.join(sorted([*RANDOM_MODELS, *SHIPPED_MODELS]))}, or pass a .safetensors "
+            "checkpoint path"
         )
     ckpt = read_checkpoint(path)
     tokenizer = load_tokenizer(ckpt.tokenizer.kind, path.with_name("beit3.spm"))
@@ -179,5 +188,8 @@ def load(
     with torch.device("meta"):
         model = GeoMeltModel(ckpt.config)
     model.load_state_dict(ckpt.state_dict, strict=True, assign=True)
-    model = model.to(device=device, dtype=dtype) if dtype else model.to(device)
-    return GeoMelt(model.eval(), tokenizer, name=path.stem, sha256=ckpt.sha256)
+    model.tie_weights()
+    model.load_frozen_parts()
+    # Weights may be stored in float16 to halve the file; compute in float32 unless asked.
+    model = model.to(device=device, dtype=dtype or torch.float32)
+    return GeoMelt(model.eval(), tokenizer, name=name or path.stem, sha256=ckpt.sha256)

@@ -22,7 +22,11 @@ class BEiT3(nn.Module):
         d = config.embed_dim
         self.text_embed = nn.Embedding(config.text.vocab_size, d)
         self.vision_embed = VisionEmbedding(
-            config.vision.img_size, config.vision.patch_size, config.vision.in_chans, d
+            config.vision.img_size,
+            config.vision.patch_size,
+            config.vision.in_chans,
+            d,
+            stem=config.vision.stem,
         )
         self.encoder = Encoder(
             embed_dim=d,
@@ -37,6 +41,8 @@ class BEiT3(nn.Module):
 
     def _check_pixels(self, pixels: torch.Tensor) -> None:
         size = self.vision_embed.img_size
+        if pixels.dim() == 4 and self.vision_embed.takes_features(pixels):
+            size = self.vision_embed.grid
         if pixels.dim() != 4 or tuple(pixels.shape[-2:]) != (size, size):
             raise ConfigError(
                 f"pixels of shape {tuple(pixels.shape)}: expected (B, 3, {size}, {size}); resize "

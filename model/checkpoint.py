@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "geomelt-v1"
 VISION_TABLE = "beit3.encoder.embed_positions.A.weight"
 TEXT_EMBED = "beit3.text_embed.weight"
+TIED_HEAD = "mlm_head.weight"
 VOCAB_KEYS = (TEXT_EMBED, "mlm_head.weight", "mlm_head.bias")
 # 2 fairseq rows + the CLS row precede the patch grid in the vision table (spec §6.3).
 EXTRA_POSITION_ROWS = 3
@@ -76,8 +77,14 @@ def save_checkpoint(
     *,
     tokenizer: TokenizerSpec,
     extra: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> str:
-    """Write model weights + config to `path` (safetensors) and its sha256 beside; return it."""
+    """Write model weights + config to `path` (safetensors) and its sha256 beside; return it.
+
+    Tied weights (config.tie_word_embeddings) are stored once: `mlm_head.weight` is left out
+    and restored from `beit3.text_embed.weight` on read. `dtype` (e.g. float16) casts
+    floating tensors for storage; readers cast back.
+    """
     config = model.geomelt_config
     if tokenizer.model_vocab != config.text.vocab_size:
         raise CheckpointError(
@@ -85,6 +92,10 @@ def save_checkpoint(
             f"model {config.name!r} has {config.text.vocab_size}; use the matching tokenizer"
         )
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if config.tie_word_embeddings:
+        tensors.pop(TIED_HEAD, None)
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {
         "format": FORMAT,
         "config": config.to_json(),
@@ -126,8 +137,11 @@ def read_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> Checkp
             f"{path}: metadata format {metadata.get('format')!r} is not {FORMAT!r}; "
             "for official BEiT-3 .pth files use load_official"
         )
+    config = GeoMeltConfig.from_dict(json.loads(metadata["config"]))
+    if config.tie_word_embeddings and TEXT_EMBED in tensors:
+        tensors.setdefault(TIED_HEAD, tensors[TEXT_EMBED])
     return Checkpoint(
-        config=GeoMeltConfig.from_dict(json.loads(metadata["config"])),
+        config=config,
         tokenizer=TokenizerSpec.from_dict(json.loads(metadata["tokenizer"])),
         state_dict=tensors,
         extra=json.loads(metadata.get("extra", "{}")),

@@ -19,6 +19,9 @@ __all__ = [
 ]
 
 HEAD_NAMES = ("retrieval", "caption")
+STEM_KINDS = ("patch", "efficientnet-lite0")
+HYBRID_STRIDE = 32
+HYBRID_CHANNELS = 1280
 TOKENIZER_KINDS = ("wordpiece", "xlmr")
 
 
@@ -65,8 +68,18 @@ class VisionConfig:
     img_size: int = 224
     patch_size: int = 16
     in_chans: int = 3
+    # "patch": BEiT-3's strided conv. "efficientnet-lite0": frozen ImageNet trunk from its pip
+    # package (not stored in checkpoints) + a 1×1 conv `proj` to D; patch_size must be 32.
+    stem: str = "patch"
 
     def __post_init__(self) -> None:
+        if self.stem not in STEM_KINDS:
+            raise ConfigError(f"stem {self.stem!r} is unknown; use one of {', '.join(STEM_KINDS)}")
+        if self.stem != "patch" and self.patch_size != HYBRID_STRIDE:
+            raise ConfigError(
+                f"stem {self.stem!r} has output stride {HYBRID_STRIDE}; set patch_size="
+                f"{HYBRID_STRIDE} (got {self.patch_size})"
+            )
         if self.img_size <= 0 or self.patch_size <= 0 or self.img_size % self.patch_size:
             raise ConfigError(
                 f"img_size {self.img_size} with patch_size {self.patch_size}: img_size must be a "
@@ -118,6 +131,9 @@ class GeoMeltConfig:
     drop_path: float = 0.0
     layernorm_eps: float = 1e-5
     logit_scale_max: float = math.log(100.0)
+    # BERT-style: mlm_head.weight is text_embed.weight (stored once, re-tied on load; the
+    # state_dict still lists both keys for export parity).
+    tie_word_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if min(self.embed_dim, self.layers, self.heads, self.ffn_dim) <= 0:
@@ -173,10 +189,14 @@ class GeoMeltConfig:
         """Closed-form parameter counts (spec §2.6), without building the model."""
         d, f, v = self.embed_dim, self.ffn_dim, self.text.vocab_size
         p = self.vision.patch_size
+        if self.vision.stem == "patch":
+            proj = self.vision.in_chans * p * p * d + d
+        else:
+            proj = HYBRID_CHANNELS * d + d
         per_expert = 4 * (d * d + d) + 2 * 2 * d + (d * f + f) + (f * d + d) + 2 * f + 2 * d
         backbone = (
             v * d
-            + (self.vision.in_chans * p * p * d + d)
+            + proj
             + 2 * d
             + (self.vision.num_patches + 3) * d
             + self.text.max_positions * d
@@ -184,7 +204,8 @@ class GeoMeltConfig:
             + 4 * d
         )
         retrieval = 2 * d * d + 1 if "retrieval" in self.task_heads else 0
-        caption = d * v + v if "caption" in self.task_heads else 0
+        head_weight = 0 if self.tie_word_embeddings else d * v
+        caption = head_weight + v if "caption" in self.task_heads else 0
         return {
             "backbone": backbone,
             "retrieval": retrieval,

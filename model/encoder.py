@@ -8,6 +8,7 @@ from torch import nn
 
 from .attention import KVCache, MultiwayAttention
 from .multiway import Multiway
+from .stem import STEM_CHANNELS, EfficientNetLite0Stem
 
 __all__ = ["Encoder", "EncoderLayer", "FeedForward", "PositionalEmbedding", "VisionEmbedding"]
 
@@ -18,19 +19,34 @@ POSITION_OFFSET = 2
 class VisionEmbedding(nn.Module):
     """Patchify with a strided conv and prepend CLS; `mask_token` exists for key parity only."""
 
-    def __init__(self, img_size: int, patch_size: int, in_chans: int, embed_dim: int):
+    def __init__(
+        self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, stem: str = "patch"
+    ):
         super().__init__()
         self.img_size = img_size
-        self.num_patches = (img_size // patch_size) ** 2
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.grid = img_size // patch_size
+        self.num_patches = self.grid**2
+        self.stem: EfficientNetLite0Stem | None = None
+        if stem == "patch":
+            self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        else:
+            self.stem = EfficientNetLite0Stem()
+            self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, kernel_size=1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
 
     def num_position_embeddings(self) -> int:
         return self.num_patches + 1
 
+    def takes_features(self, x: torch.Tensor) -> bool:
+        """True for cached stem features (B, 1280, S/32, S/32) instead of pixels."""
+        return self.stem is not None and x.size(1) == STEM_CHANNELS
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = self.proj(pixels).flatten(2).transpose(1, 2)  # (B, N, D)
+        if self.stem is not None and not self.takes_features(pixels):
+            with torch.no_grad():
+                pixels = self.stem(pixels)
+        x = self.proj(pixels.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)  # (B, N, D)
         cls = self.cls_token.expand(x.size(0), -1, -1)
         return torch.cat([cls, x], dim=1)  # (B, N+1, D)
 

@@ -51,6 +51,7 @@ def create_model(
         model = GeoMeltModel(config)
     if torch.device(device).type != "meta":
         model = model.to_empty(device=device)
+        model.tie_weights()  # to_empty gives each module its own new tensors
         model.reset_parameters()
     if dtype is not None:
         model = model.to(dtype=dtype)

@@ -47,7 +47,23 @@ class GeoMeltModel(nn.Module):
             self.logit_scale = nn.Parameter(torch.tensor(INIT_LOGIT_SCALE))
         if "caption" in config.task_heads:
             self.mlm_head = nn.Linear(d, config.text.vocab_size, bias=True)
+        self.tie_weights()
         self.reset_parameters()
+
+    def tie_weights(self) -> None:
+        """Share text_embed.weight with mlm_head.weight when the config asks (call after load)."""
+        if self.geomelt_config.tie_word_embeddings and self.mlm_head is not None:
+            self.mlm_head.weight = self.beit3.text_embed.weight
+
+    def load_frozen_parts(self) -> None:
+        """Materialise and fill the frozen stem (its weights come from a pip package)."""
+        stem = self.beit3.vision_embed.stem
+        if stem is None:
+            return
+        device = self.beit3.text_embed.weight.device
+        if stem.stem_w.is_meta:
+            stem.to_empty(device="cpu" if device.type == "meta" else device)
+        stem.load_pretrained()
 
     @property
     def num_image_tokens(self) -> int:
@@ -67,13 +83,16 @@ class GeoMeltModel(nn.Module):
             nn.init.normal_(self.beit3.text_embed.weight, std=d**-0.5)
             vision = self.beit3.vision_embed
             vision.proj.reset_parameters()
+            if vision.stem is not None:
+                vision.stem.load_pretrained()
             vision.cls_token.zero_()
             vision.mask_token.zero_()
             for module in self.modules():
                 if isinstance(module, PositionalEmbedding):
                     nn.init.normal_(module.weight)
                 elif isinstance(module, nn.Linear):
-                    _trunc_normal_(module.weight, std=0.02)
+                    if module.weight is not self.beit3.text_embed.weight:
+                        _trunc_normal_(module.weight, std=0.02)
                     if module.bias is not None:
                         module.bias.zero_()
                 elif isinstance(module, nn.LayerNorm):

@@ -30,6 +30,18 @@ PRESETS: dict[str, GeoMeltConfig] = {
         vision=VisionConfig(img_size=224, patch_size=16),
         text=TextConfig(vocab_size=WORDPIECE_VOCAB, tokenizer="wordpiece"),
     ),
+    # The shipped CPU model: `small` with a frozen EfficientNet-Lite0 stem (7×7 tokens at 224
+    # px; `vision_embed.proj` is a 1×1 conv 1280→D) and tied word embeddings (spec §8.1).
+    "small-hybrid": GeoMeltConfig(
+        name="small-hybrid",
+        embed_dim=384,
+        layers=6,
+        heads=6,
+        ffn_dim=1536,
+        vision=VisionConfig(img_size=224, patch_size=32, stem="efficientnet-lite0"),
+        text=TextConfig(vocab_size=WORDPIECE_VOCAB, tokenizer="wordpiece"),
+        tie_word_embeddings=True,
+    ),
     "tiny": GeoMeltConfig(
         name="tiny",
         embed_dim=192,

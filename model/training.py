@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from .config import TokenizerSpec
+from .heads import unit_embedding
 from .losses import caption_loss, contrastive_loss
-from .masking import mask_caption_tokens
+from .masking import caption_attention_bias, mask_caption_tokens
 from .network import GeoMeltModel
 
-__all__ = ["CaptionTrainingSettings", "TaskLosses", "task_losses"]
+__all__ = ["CaptionTrainingSettings", "TaskLosses", "task_losses", "task_losses_shared"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,54 @@ def task_losses(
     logits = model.caption_logits(
         pixels, masked.input_ids, padding_mask, masked_positions=masked.masked_positions
     )
+    cap = caption_loss(
+        logits,
+        masked.targets,
+        label_smoothing=settings.label_smoothing,
+        drop_worst_ratio=settings.drop_worst_ratio,
+        step=step,
+        drop_worst_after=settings.drop_worst_after,
+    )
+    return TaskLosses(itc=itc, cap=cap)
+
+
+def task_losses_shared(
+    model: GeoMeltModel,
+    pixels: torch.Tensor,
+    text_ids: torch.Tensor,
+    padding_mask: torch.Tensor,
+    spec: TokenizerSpec,
+    *,
+    step: int,
+    settings: CaptionTrainingSettings = CaptionTrainingSettings(),
+    generator: torch.Generator | None = None,
+) -> TaskLosses:
+    """`task_losses` with one image pass shared by ITC and captioning (same values, ~40 % less
+    compute on short captions).
+
+    Under the §4.2 mask image tokens never see text, so the fused pass's image half equals the
+    image-only pass: its keys/values are cached once and the corrupted text runs against them
+    (gradients flow through the cache). Padded text keys need no mask here: causal rows of real
+    tokens never reach the padding that follows them, and padded rows are never targets.
+    """
+    vision_head, language_head, _ = model._retrieval_heads()
+    mlm_head = model._mlm_head()
+    cache = model.new_cache()
+    image_states = model.beit3(pixels=pixels, cache=cache)[0]  # (B, N+1, D)
+    image_emb = unit_embedding(vision_head, image_states[:, 0])
+    text_emb = unit_embedding(language_head, model.text_states(text_ids, padding_mask)[:, 0])
+    itc = contrastive_loss(model.similarity(image_emb, text_emb))
+    masked = mask_caption_tokens(
+        text_ids, padding_mask, spec, mask_prob=settings.mask_prob, generator=generator
+    )
+    length = text_ids.size(1)
+    bias = caption_attention_bias(
+        model.num_image_tokens, length, last_rows=length, device=text_ids.device
+    )
+    text = model.beit3(
+        text_ids=masked.input_ids, text_padding_mask=padding_mask, attn_bias=bias, cache=cache
+    )[0]
+    logits = mlm_head(text[masked.masked_positions.bool()])
     cap = caption_loss(
         logits,
         masked.targets,

@@ -36,7 +36,9 @@ def test_load_is_seeded_and_versioned(tiny: gm.GeoMelt) -> None:
 
 
 def test_unknown_name_lists_available() -> None:
-    with pytest.raises(gm.ConfigError, match="available names: small-random, tiny-random"):
+    with pytest.raises(
+        gm.ConfigError, match="available names: geomelt-small, small-random, tiny-random"
+    ):
         gm.load("geomelt-large")
 
 

@@ -94,8 +94,8 @@ def test_heads_subsets_change_counts() -> None:
 
 
 def test_presets_listed_and_unknown_name_lists_them() -> None:
-    assert list_presets() == ["base", "small", "tiny"]
-    with pytest.raises(ConfigError, match="available presets: base, small, tiny"):
+    assert list_presets() == ["base", "small", "small-hybrid", "tiny"]
+    with pytest.raises(ConfigError, match="available presets: base, small, small-hybrid, tiny"):
         get_config("huge")
 
 

@@ -1,0 +1,102 @@
+"""Training loop on the tiny preset: losses fall, resume continues, the shared-pass losses
+equal the two-pass ones, hybrid stem + tied weights round-trip through a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from geomelt.model import create_model, get_config, load, load_tokenizer
+from geomelt.model.config import VisionConfig
+from geomelt.model.data import load_karpathy
+from geomelt.model.train import TrainSettings, export, train
+from geomelt.model.training import task_losses, task_losses_shared
+from toy_data import karpathy_dataset
+
+TINY = {
+    "preset": "tiny",
+    "img_size": 32,
+    "init": "scratch",
+    "batch_size": 3,
+    "lr": 1e-3,
+    "warmup_fraction": 0.0,
+    "min_lr": 1e-3,
+    "drop_path": 0.0,
+    "log_every": 1,
+    "checkpoint_every": 2,
+}
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_losses_fall_and_training_resumes(tmp_path: Path) -> None:
+    records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
+    out = tmp_path / "run"
+    settings = TrainSettings(**TINY, max_steps=4, balancing="uncertainty")
+    train(records, settings, out)
+    first = _lines(out / "metrics.jsonl")
+    assert [r["step"] for r in first] == [1, 2, 3, 4]
+    assert {"itc", "cap", "w_itc", "w_cap", "s_itc", "lr"} <= set(first[0])
+    longer = TrainSettings(**TINY, max_steps=12, balancing="uncertainty")
+    model = train(records, longer, out)
+    rows = _lines(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, 13))  # resumed at 5, not 1
+    early = sum(r["cap"] for r in rows[:4]) / 4
+    late = sum(r["cap"] for r in rows[-4:]) / 4
+    assert late < early
+    assert rows[-1]["s_itc"] != 0.0  # uncertainty weights are learned
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 12
+    path = tmp_path / "m.safetensors"
+    export(model, path, dtype=None)
+    assert load(path).config.vision.img_size == 32
+
+
+def test_dwa_weights_move_after_two_periods(tmp_path: Path) -> None:
+    records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
+    settings = TrainSettings(**TINY, max_steps=5, balancing="dwa", dwa_period=2)
+    train(records, settings, tmp_path / "run")
+    rows = _lines(tmp_path / "run" / "metrics.jsonl")
+    assert rows[0]["w_itc"] == rows[0]["w_cap"] == 1.0
+    assert rows[-1]["w_itc"] != 1.0
+    assert abs(rows[-1]["w_itc"] + rows[-1]["w_cap"] - 2.0) < 1e-6
+
+
+def test_shared_image_pass_matches_two_passes(tiny64, wordpiece) -> None:
+    pixels = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    ids, padding = torch.full((3, 9), 1037), torch.zeros(3, 9, dtype=torch.bool)
+    ids[:, 0], ids[0, 8], ids[1, 5] = 101, 102, 102
+    padding[1, 6:] = True
+    ids[padding] = 0
+    spec = wordpiece.spec
+    a = task_losses(tiny64, pixels, ids, padding, spec, step=0, generator=torch.Generator())
+    b = task_losses_shared(tiny64, pixels, ids, padding, spec, step=0, generator=torch.Generator())
+    torch.testing.assert_close(a.itc, b.itc)
+    torch.testing.assert_close(a.cap, b.cap)
+
+
+def test_hybrid_stem_tied_fp16_round_trip(tmp_path: Path) -> None:
+    config = get_config("tiny").replace(
+        vision=VisionConfig(img_size=64, patch_size=32, stem="efficientnet-lite0"),
+        tie_word_embeddings=True,
+    )
+    model = create_model(config, seed=0)
+    keys = model.state_dict().keys()
+    assert not [k for k in keys if "stem" in k]  # frozen stem is never stored
+    assert "mlm_head.weight" in keys  # key parity kept
+    assert model.mlm_head.weight is model.beit3.text_embed.weight
+    assert model.parameter_count() == config.parameter_counts()["total"]
+    path = tmp_path / "h.safetensors"
+    export(model, path, dtype=torch.float16)
+    loaded = load(path)
+    assert loaded.dtype == torch.float32
+    assert loaded.model.mlm_head.weight is loaded.model.beit3.text_embed.weight
+    pixels = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
+    reference = model.half().float().eval()
+    reference.tie_weights()
+    with torch.no_grad():
+        expected = reference.encode_images(loaded.pixels(pixels))
+    torch.testing.assert_close(loaded.encode_images(pixels), expected, atol=2e-3, rtol=0)
+    assert load_tokenizer("wordpiece").spec == loaded.tokenizer.spec
