@@ -46,10 +46,13 @@ def semantic_search(
             request.params = {**(request.params or {}), **listed}
 
     client = Client.open(url, request_modifier=add_ranking)
+    # pystac-client's stubs take lists (or a comma-separated str), not any Sequence.
+    if collections is not None and not isinstance(collections, str):
+        collections = list(collections)
     return client.search(
         method=method,
         collections=collections,
-        bbox=bbox,
+        bbox=None if bbox is None else list(bbox),
         datetime=datetime,
         filter=filter,
         limit=limit,

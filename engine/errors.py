@@ -14,6 +14,7 @@ from geomelt.db import Conflict, DatabaseUnavailable, DbError, MigrationRequired
 from geomelt.db.queries.filters import InvalidFilter
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
 __all__ = [
     "ApiError",
@@ -147,7 +148,7 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     return _error(500, "ServerError", f"unexpected server error; request id {request_id}")
 
 
-exception_handlers: dict[type[Exception], Any] = {
+exception_handlers: ExceptionHandlersMap = {
     ApiError: _api_error,
     DbError: _db_error,
     HTTPException: _http_error,

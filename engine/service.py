@@ -10,7 +10,7 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from geomelt.db import unit_of_work
@@ -102,15 +102,21 @@ class SearchService:
             model_id = self.model_id(connection)
             if model_id is None:
                 return []
-            return collection_summaries(connection, model_id=model_id, collection=collection)
+            return cast(
+                list[Any],
+                collection_summaries(connection, model_id=model_id, collection=collection),
+            )
 
     def thumbnail(self, collection: str, item_id: str) -> tuple[bytes, str] | None:
         with unit_of_work(self.engine) as connection:
             model_id = self.model_id(connection)
             if model_id is None:
                 return None
-            return chip_thumbnail(
-                connection, model_id=model_id, collection=collection, item_id=item_id
+            return cast(
+                tuple[bytes, str] | None,
+                chip_thumbnail(
+                    connection, model_id=model_id, collection=collection, item_id=item_id
+                ),
             )
 
     def search(self, request: SearchRequest) -> SearchResult:
@@ -160,7 +166,7 @@ class SearchService:
     def _number_matched(self, connection: Connection, where: list[Any]) -> int | None:
         if estimate_matches(connection, where) >= self.config.count_threshold:
             return None
-        return count_matches(connection, where)
+        return cast(int, count_matches(connection, where))
 
     def _rank(
         self,

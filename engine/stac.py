@@ -275,7 +275,7 @@ def _delete_path(target: dict[str, Any], parts: list[str]) -> None:
 
 
 def queryables_document(url: str, title: str) -> dict[str, Any]:
-    kinds = {
+    kinds: dict[str, dict[str, Any]] = {
         "string": {"type": "string"},
         "number": {"type": "number"},
         "integer": {"type": "integer"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from geomelt.db import unit_of_work
@@ -69,17 +69,19 @@ class SourcesController(Controller):
     )
     def create(self, request: Request[Any, Any, Any], data: SourceIn) -> dict[str, Any]:
         with unit_of_work(_engine(request)) as connection:
-            return queries.create_source(connection, msgspec.structs.asdict(data))
+            return cast(
+                dict[str, Any], queries.create_source(connection, msgspec.structs.asdict(data))
+            )
 
     @get("/", summary="List sources", sync_to_thread=True)
     def list_all(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         with unit_of_work(_engine(request)) as connection:
-            return queries.list_sources(connection)
+            return cast(list[dict[str, Any]], queries.list_sources(connection))
 
     @get("/{source_id:int}", summary="Get a source", sync_to_thread=True)
     def get_one(self, request: Request[Any, Any, Any], source_id: int) -> dict[str, Any]:
         with unit_of_work(_engine(request)) as connection:
-            return queries.get_source(connection, source_id)
+            return cast(dict[str, Any], queries.get_source(connection, source_id))
 
     @patch("/{source_id:int}", summary="Change a source", sync_to_thread=True)
     def change(
@@ -88,8 +90,8 @@ class SourcesController(Controller):
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         with unit_of_work(_engine(request)) as connection:
             if not values:
-                return queries.get_source(connection, source_id)
-            return queries.update_source(connection, source_id, values)
+                return cast(dict[str, Any], queries.get_source(connection, source_id))
+            return cast(dict[str, Any], queries.update_source(connection, source_id, values))
 
     @delete(
         "/{source_id:int}",
