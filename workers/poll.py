@@ -81,7 +81,7 @@ def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float] | None:
     return None
 
 
-def _search_parameters(client: pystac_client.Client, source: Any, page_size: int) -> dict:
+def _search_parameters(client: pystac_client.Client, source: Any, page_size: int) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "collections": [source.collection],
         "limit": page_size,

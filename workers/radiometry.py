@@ -7,6 +7,7 @@ the same ground looks the same in every chip.
 from __future__ import annotations
 
 import enum
+from typing import cast
 
 import numpy as np
 
@@ -45,7 +46,8 @@ def to_uint8_rgb(bands: np.ndarray, radiometry: Radiometry) -> tuple[np.ndarray,
     if bands.ndim != 3 or bands.shape[0] not in (1, 3):
         raise ValueError(f"bands of shape {bands.shape}: expected (1 or 3, H, W)")
     values = bands.astype(np.float32, copy=False)
-    valid = np.isfinite(values).all(axis=0)
+    # .all(axis=0) of a 3-D array is a (H, W) array; numpy's stubs also allow a scalar.
+    valid = cast(np.ndarray, np.isfinite(values).all(axis=0))
     if radiometry is Radiometry.UINT8:
         scaled = values
     elif radiometry is Radiometry.REFLECTANCE:

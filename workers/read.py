@@ -219,7 +219,7 @@ def _multiband(
         window = Window(0, y0 * scale_y, dataset.width, (y1 - y0) * scale_y)
         shape = (y1 - y0, width)
         try:
-            values = dataset.read(
+            values: np.ndarray = dataset.read(
                 [1, 2, 3], window=window, out_shape=(3, *shape), out_dtype="float32"
             )
             # The dataset mask combines alpha, nodata and per-dataset masks: 0 = no data.

@@ -116,14 +116,14 @@ class SourceStatus:
 
 def source_status(connection: Connection, name: str, max_failures: int = 10) -> SourceStatus:
     source = get_source(connection, name)
-    by_state = dict(
+    by_state: dict[str, int] = dict(
         connection.execute(
             select(Scene.state, func.count())
             .where(Scene.source_id == source.id)
             .group_by(Scene.state)
         ).all()
     )
-    chips = dict(
+    chips: dict[str, int] = dict(
         connection.execute(
             select(Model.name + "@" + Model.version, func.count())
             .select_from(Chip)
