@@ -52,9 +52,9 @@ def ingest_command(
 
             def start(total: int) -> None:
                 nonlocal bar
-                bar = click.progressbar(
-                    length=total, label="scenes", file=click.get_text_stream("stderr")
-                )
+                # click 8.5 exposes get_text_stream lazily; mypy sees an object.
+                stderr = click.get_text_stream("stderr")  # type: ignore[operator]
+                bar = click.progressbar(length=total, label="scenes", file=stderr)
                 bar.__enter__()
 
             def done(_: Any) -> None:

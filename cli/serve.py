@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import cast
 
 import click
 import uvicorn
@@ -31,7 +32,8 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         base_url=settings.api_base_url,
         reads_require_key=settings.api_reads_require_key,
     )
-    return create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
+    app = create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
+    return cast(Litestar, app)
 
 
 def app_factory() -> Litestar:
