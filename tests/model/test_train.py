@@ -100,3 +100,25 @@ def test_hybrid_stem_tied_fp16_round_trip(tmp_path: Path) -> None:
         expected = reference.encode_images(loaded.pixels(pixels))
     torch.testing.assert_close(loaded.encode_images(pixels), expected, atol=2e-3, rtol=0)
     assert load_tokenizer("wordpiece").spec == loaded.tokenizer.spec
+
+
+def test_train_cli_mixes_sources_and_exports(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from geomelt.cli import main
+    from toy_data import scene_dataset
+
+    data = karpathy_dataset(tmp_path / "toy")
+    scenes = scene_dataset(tmp_path / "scenes", per_class=5)
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({**TINY, "epochs": 1}))
+    out = tmp_path / "run"
+    args = ["model", "train", "--config", str(config), "--out", str(out), "--max-steps", "2"]
+    result = CliRunner().invoke(main, [*args, "--data", f"{data}@2", "--data", f"scenes:{scenes}"])
+    assert result.exit_code == 0, result.output
+    output = result.output
+    report = json.loads(output[output.index('{"model"') :].splitlines()[0])
+    assert Path(report["model"]).is_file()
+    assert len(_lines(out / "metrics.jsonl")) == 2
+    bad = CliRunner().invoke(main, [*args, "--data", "scenes:/no/such/folder"])
+    assert bad.exit_code != 0
+    assert "does not exist" in bad.output
