@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_MODEL", "Settings"]
 
 # The model of `geomelt serve`, `ingest`, `worker` and `demo` when none is named: the one place
 # to switch once trained weights ship (issue 3).
-DEFAULT_MODEL = "tiny-random"
+DEFAULT_MODEL = "geomelt-small"
 
 
 @dataclass(frozen=True, kw_only=True)
