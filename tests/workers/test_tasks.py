@@ -90,6 +90,8 @@ def _worker(database_url: str, *extra: str) -> subprocess.Popen[bytes]:
     command = [
         geomelt,
         "worker",
+        "--model",
+        "tiny-random",  # the chips are compared with the tiny_model fixture's
         "--queues",
         "ingest",
         "--batch-size",
