@@ -8,10 +8,11 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from geomelt.model import ModelError, create_model, get_config, list_presets, load
-from geomelt.model.data import load_karpathy, load_scenes, parse_data_spec
+from geomelt.model.data import ImageRecord, load_karpathy, load_scenes, parse_data_spec
 from geomelt.model.evaluate import (
     caption_images,
     caption_metrics,
@@ -76,7 +77,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
 
-def _records(data: tuple[str, ...], splits: tuple[str, ...], scene_part: str) -> list:
+def _records(data: tuple[str, ...], splits: tuple[str, ...], scene_part: str) -> list[ImageRecord]:
     records = []
     for spec in data:
         kind, path, weight = parse_data_spec(spec)
@@ -142,7 +143,7 @@ def train_command(
     click.echo(json.dumps({"model": str(out / "model.safetensors"), "sha256": digest}))
 
 
-def _write_json(result: dict, path: Path | None) -> None:
+def _write_json(result: dict[str, Any], path: Path | None) -> None:
     text = json.dumps(result, indent=1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +190,7 @@ def eval_command(
         records = load_karpathy(data_path, (split,), images_root=images_root)
         images = image_inputs_from_files(records, geomelt.config.vision.img_size, geomelt.device)
         started = time.perf_counter()
-        result: dict = {
+        result: dict[str, Any] = {
             "model": geomelt.version,
             "data": str(data_path),
             "split": split,

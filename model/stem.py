@@ -74,6 +74,12 @@ class EfficientNetLite0Stem(nn.Module):
     Always in eval mode and without gradients to its weights (they are buffers).
     """
 
+    # Registered as buffers in __init__; annotated for the type checker.
+    stem_w: torch.Tensor
+    stem_b: torch.Tensor
+    head_w: torch.Tensor
+    head_b: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.specs = _block_specs()

@@ -389,9 +389,9 @@ def train(
                     settings=settings.caption,
                 )  # fmt: skip
             weights = _balancer_weights(balancer)
-            loss = balancer.combine([losses.itc.float(), losses.cap.float()])
+            loss: torch.Tensor = balancer.combine([losses.itc.float(), losses.cap.float()])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 [p for g in optimizer.param_groups for p in g["params"]], settings.grad_clip
             )
