@@ -296,6 +296,45 @@ def _announce(
         webbrowser.open(page)
 
 
+# Words that make a poor example query on their own (captions may also repeat them).
+_FILLER = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "of",
+        "in",
+        "on",
+        "with",
+        "and",
+        "or",
+        "to",
+        "at",
+        "by",
+        "there",
+        "this",
+        "it",
+        "its",
+        "some",
+        "many",
+        "lots",
+        "image",
+        "aerial",
+    ]
+)
+
+
+def _content_words(caption: str, most: int = 3) -> list[str]:
+    """The first distinct non-filler words of a caption: 'a is image of of forest' -> forest."""
+    words: list[str] = []
+    for word in caption.lower().replace(".", " ").replace(",", " ").split():
+        if word not in _FILLER and word not in words:
+            words.append(word)
+    return words[:most]
+
+
 def _examples(base: str) -> list[str]:
     """A text query from a stored caption, a bbox + date filter around a chip, more-like-this."""
     try:
@@ -306,7 +345,7 @@ def _examples(base: str) -> list[str]:
     if not features:
         return [f"{base}/search?q=buildings&limit=5"]
     first = features[0]
-    words = (first["properties"].get("caption") or "buildings").split()[:3]
+    words = _content_words(first["properties"].get("caption") or "") or ["buildings"]
     west, south, east, north = first["bbox"][:4]
     pad = 0.05
     area = ",".join(f"{v:.4f}" for v in (west - pad, south - pad, east + pad, north + pad))
