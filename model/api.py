@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import read_checkpoint
 from .config import GeoMeltConfig
-from .decoding import ModelStepper, beam_search, greedy_search
+from .decoding import caption_token_ids
 from .errors import CheckpointError, ConfigError
 from .factory import create_model, get_config
 from .image import preprocess_images
@@ -119,19 +119,16 @@ class GeoMelt:
         """One caption per image; beams=1 is greedy decoding."""
         pixels = self.pixels(images)
         spec = self.tokenizer.spec
-        stepper = ModelStepper(self.model, pixels, bos_id=spec.bos_id, mask_id=spec.mask_id)
-        if beams == 1:
-            tokens = greedy_search(stepper, pixels.size(0), eos_id=spec.eos_id, max_len=max_len)
-        else:
-            hypotheses = beam_search(
-                stepper,
-                pixels.size(0),
-                beams=beams,
-                eos_id=spec.eos_id,
-                max_len=max_len,
-                length_penalty=length_penalty,
-            )
-            tokens = [h.tokens for h in hypotheses]
+        tokens = caption_token_ids(
+            self.model,
+            pixels,
+            bos_id=spec.bos_id,
+            eos_id=spec.eos_id,
+            mask_id=spec.mask_id,
+            beams=beams,
+            max_len=max_len,
+            length_penalty=length_penalty,
+        )
         return [self.tokenizer.decode(t).strip().lower() for t in tokens]
 
     @torch.no_grad()

@@ -11,7 +11,14 @@ from .attention import KVCache
 from .errors import ConfigError
 from .network import GeoMeltModel
 
-__all__ = ["Hypothesis", "ModelStepper", "StepModel", "beam_search", "greedy_search"]
+__all__ = [
+    "Hypothesis",
+    "ModelStepper",
+    "StepModel",
+    "beam_search",
+    "caption_token_ids",
+    "greedy_search",
+]
 
 # Initial score of beams 1.. so that only beam 0 expands at the first step.
 DEAD_BEAM = -1e9
@@ -202,3 +209,30 @@ def beam_search(
         Hypothesis(b.tokens, b.score) if b is not None else Hypothesis([], float("-inf"))
         for b in finished
     ]
+
+
+@torch.no_grad()
+def caption_token_ids(
+    model: GeoMeltModel,
+    pixels: torch.Tensor,
+    *,
+    bos_id: int,
+    eos_id: int,
+    mask_id: int,
+    beams: int,
+    max_len: int,
+    length_penalty: float,
+) -> list[list[int]]:
+    """Token ids of one caption per image (BOS/EOS excluded): greedy when beams == 1."""
+    stepper = ModelStepper(model, pixels, bos_id=bos_id, mask_id=mask_id)
+    if beams == 1:
+        return greedy_search(stepper, pixels.size(0), eos_id=eos_id, max_len=max_len)
+    hypotheses = beam_search(
+        stepper,
+        pixels.size(0),
+        beams=beams,
+        eos_id=eos_id,
+        max_len=max_len,
+        length_penalty=length_penalty,
+    )
+    return [h.tokens for h in hypotheses]

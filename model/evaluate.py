@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .data import ImageRecord, class_prompt_name, load_image, stack_images
-from .decoding import ModelStepper, beam_search, greedy_search
+from .decoding import caption_token_ids
 from .errors import ConfigError
 from .image import preprocess_images
 from .metrics import retrieval_metrics
@@ -134,19 +134,16 @@ def caption_images(
     captions: list[str] = []
     for start in range(0, count, batch_size):
         x = images(range(start, min(count, start + batch_size))).to(dtype)
-        stepper = ModelStepper(model, x, bos_id=spec.bos_id, mask_id=spec.mask_id)
-        if beams == 1:
-            tokens = greedy_search(stepper, x.size(0), eos_id=spec.eos_id, max_len=max_len)
-        else:
-            hyps = beam_search(
-                stepper,
-                x.size(0),
-                beams=beams,
-                eos_id=spec.eos_id,
-                max_len=max_len,
-                length_penalty=length_penalty,
-            )
-            tokens = [h.tokens for h in hyps]
+        tokens = caption_token_ids(
+            model,
+            x,
+            bos_id=spec.bos_id,
+            eos_id=spec.eos_id,
+            mask_id=spec.mask_id,
+            beams=beams,
+            max_len=max_len,
+            length_penalty=length_penalty,
+        )
         captions.extend(tokenizer.decode(t).strip().lower() for t in tokens)
     return captions
 
