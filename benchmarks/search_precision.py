@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
-from geomelt.db.queries import ChipRecord, SceneRecord, register_model, upsert_chips, upsert_scene
+from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.admin import create_source
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
+from geomelt.workers.pipeline import register_geomelt
 from litestar.testing import TestClient
 from PIL import Image
 
@@ -73,13 +74,7 @@ def _ingest(
     engine = create_db_engine(database_url)
     classes: dict[str, str] = {}
     with unit_of_work(engine) as connection:
-        model_id = register_model(
-            connection,
-            name=model.name,
-            version=model.sha256[:12],
-            sha256=model.sha256,
-            embedding_dim=model.embedding_dim,
-        )
+        model_id = register_geomelt(connection, model)
         source = create_source(
             connection,
             {"name": "labelled", "stac_api_url": "file://" + str(root), "collection": "ucm"},

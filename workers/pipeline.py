@@ -21,16 +21,17 @@ from geomelt.db import unit_of_work
 from geomelt.db.models import Scene, Source
 from geomelt.db.queries.ingest import ChipRecord, upsert_chips
 from geomelt.db.queries.models import register_model
+from geomelt.model import GeoMelt
 from PIL import Image
 from pyproj import Transformer
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from .errors import ChipError, IngestError
 from .grid import ChipWindow, chip_windows, valid_fraction, window_footprint
 from .radiometry import mean_brightness, to_uint8_rgb
 from .read import SceneRaster, open_scene
 
-__all__ = ["ChipSettings", "Pipeline", "SceneResult"]
+__all__ = ["ChipSettings", "Pipeline", "SceneResult", "register_geomelt"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,19 @@ class _Candidate:
     brightness: float | None
 
 
+def register_geomelt(connection: Connection, model: GeoMelt) -> int:
+    """Register a loaded model; its version is the sha256 prefix the engine finds it by."""
+    return int(
+        register_model(
+            connection,
+            name=model.name,
+            version=model.sha256[:12],
+            sha256=model.sha256,
+            embedding_dim=model.embedding_dim,
+        )
+    )
+
+
 def thumbnail_jpeg(pixels: np.ndarray, size_px: int) -> bytes:
     image = Image.fromarray(pixels).resize((size_px, size_px), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
@@ -92,13 +106,7 @@ class Pipeline:
         self.settings = settings or ChipSettings()
         self.times = StageTimes()
         with unit_of_work(engine) as connection:
-            self.model_id = register_model(
-                connection,
-                name=model.name,
-                version=model.sha256[:12],
-                sha256=model.sha256,
-                embedding_dim=model.embedding_dim,
-            )
+            self.model_id = register_geomelt(connection, model)
 
     def ingest_scene(
         self, scene_id: int, progress: Callable[[int], None] | None = None

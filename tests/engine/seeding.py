@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 from geomelt.db import create_db_engine, unit_of_work
-from geomelt.db.queries import ChipRecord, SceneRecord, register_model, upsert_chips, upsert_scene
+from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.admin import create_source
 from geomelt.db.queries.filters import chip_item_id
+from geomelt.workers.pipeline import register_geomelt
 from PIL import Image
 from sqlalchemy import Engine
 
@@ -87,13 +88,7 @@ def seed(engine: Engine, model: Any, *, seed_value: int = 0) -> Seeded:
     rng = np.random.default_rng(seed_value)
     chips: dict[str, Any] = {}
     with unit_of_work(engine) as connection:
-        model_id = register_model(
-            connection,
-            name=model.name,
-            version=model.sha256[:12],
-            sha256=model.sha256,
-            embedding_dim=model.embedding_dim,
-        )
+        model_id = register_geomelt(connection, model)
         source = create_source(
             connection,
             {"name": "test-source", "stac_api_url": "http://127.0.0.1:1/", "collection": "x"},
