@@ -32,6 +32,7 @@ __all__ = [
     "load_image",
     "load_karpathy",
     "load_scenes",
+    "matching_pairs",
     "parse_data_spec",
 ]
 
@@ -80,13 +81,18 @@ CLASS_PROMPTS = {
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image and every caption of it; `weight` scales how often it is drawn."""
+    """One image and every caption of it; `weight` scales how often it is drawn.
+
+    `class_captions`: the captions name only the class (weak scene captions), so any caption
+    of the class describes any of its images equally well.
+    """
 
     path: Path
     captions: tuple[str, ...]
     dataset: str
     label: str | None = None
     weight: float = 1.0
+    class_captions: bool = False
 
 
 def class_prompt_name(folder: str) -> str:
@@ -185,7 +191,11 @@ def load_scenes(
         noun = class_prompt_name(folder.name)
         captions = tuple(t.format(noun) for t in templates)
         for i in sorted(chosen):
-            records.append(ImageRecord(files[i], captions, Path(root).name, folder.name, weight))
+            records.append(
+                ImageRecord(
+                    files[i], captions, Path(root).name, folder.name, weight, class_captions=True
+                )
+            )
     return records
 
 
@@ -274,6 +284,25 @@ class UniqueImageBatchSampler:
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         return iter(self.epoch(0))
+
+
+def matching_pairs(
+    records: Sequence[ImageRecord], batch: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """(B, B) bool: image i and caption j of a batch describe each other (diagonal included).
+
+    Off the diagonal that holds for two images of one class under class-only captions, and for
+    two images whose drawn captions read the same (UCM repeats many captions verbatim).
+    """
+
+    def key(index: int, caption: int) -> tuple[str, ...]:
+        record = records[index]
+        if record.class_captions:
+            return ("class", record.dataset, str(record.label))
+        return ("text", " ".join(record.captions[caption].lower().rstrip(" .").split()))
+
+    keys = [key(i, c) for i, c in batch]
+    return torch.tensor([[a == b for b in keys] for a in keys], dtype=torch.bool)
 
 
 def stack_images(arrays: Sequence[np.ndarray]) -> torch.Tensor:

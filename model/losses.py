@@ -45,13 +45,36 @@ def caption_loss(
     return per_token.mean()
 
 
-def contrastive_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
-    """½[CE(S, y) + CE(Sᵀ, y)] with y = 0..B−1 for a square similarity matrix S (B, B)."""
+def contrastive_loss(
+    logits_per_image: torch.Tensor, positives: torch.Tensor | None = None
+) -> torch.Tensor:
+    """½[CE(S, y) + CE(Sᵀ, y)] with y = 0..B−1 for a square similarity matrix S (B, B).
+
+    `positives` (B, B) bool, diagonal set, marks other pairs that also match (two images of
+    one scene class under class-only captions, two images with the same caption): each row's
+    target is then uniform over its positives instead of one-hot, so true matches are not
+    pushed apart as negatives. Without it (or with only the diagonal) this is plain InfoNCE.
+    """
     if logits_per_image.dim() != 2 or logits_per_image.size(0) != logits_per_image.size(1):
         raise ConfigError(
             f"similarity of shape {tuple(logits_per_image.shape)}: need a square (B, B) matrix"
         )
-    labels = torch.arange(logits_per_image.size(0), device=logits_per_image.device)
+    if positives is None:
+        labels = torch.arange(logits_per_image.size(0), device=logits_per_image.device)
+        return 0.5 * (
+            F.cross_entropy(logits_per_image, labels)
+            + F.cross_entropy(logits_per_image.t(), labels)
+        )
+    if positives.shape != logits_per_image.shape or not bool(positives.diagonal().all()):
+        raise ConfigError(
+            f"positives of shape {tuple(positives.shape)}: need a (B, B) bool matrix with "
+            "the diagonal set"
+        )
+    targets = positives.to(logits_per_image.dtype)
+    targets = targets / targets.sum(dim=1, keepdim=True)
+    targets_t = positives.t().to(logits_per_image.dtype)
+    targets_t = targets_t / targets_t.sum(dim=1, keepdim=True)
     return 0.5 * (
-        F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_image.t(), labels)
+        F.cross_entropy(logits_per_image, targets)
+        + F.cross_entropy(logits_per_image.t(), targets_t)
     )

@@ -30,6 +30,7 @@ from .data import (
     UniqueImageBatchSampler,
     has_directional_word,
     load_image,
+    matching_pairs,
     stack_images,
 )
 from .errors import ConfigError
@@ -78,6 +79,9 @@ class TrainSettings:
     dwa_period: int = 200
     static_weights: tuple[float, float] = (1.0, 1.0)  # (itc, cap) for balancing="static"
     augment: bool = True
+    # ITC targets: every matching pair in a batch is a positive (same scene class under class
+    # captions, same caption text), not only the diagonal (data.matching_pairs).
+    match_positives: bool = True
     lora: LoraSettings | None = None
     checkpoint_every: int = 200
     log_every: int = 10
@@ -241,7 +245,7 @@ class _Batcher:
 
     def __call__(
         self, batch: list[tuple[int, int]], rng: random.Random, device: torch.device
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         texts = [self.records[i].captions[c] for i, c in batch]
         if self.features is not None:
             inputs = self.features[[i for i, _ in batch]].float()
@@ -259,7 +263,12 @@ class _Batcher:
                 ]
             )
         ids, padding = encode_batch(self.tokenizer, texts, self.settings.text_max_len)
-        return inputs.to(device), ids.to(device), padding.to(device)
+        positives = (
+            matching_pairs(self.records, batch).to(device)
+            if self.settings.match_positives
+            else None
+        )
+        return inputs.to(device), ids.to(device), padding.to(device), positives
 
 
 def _random_resized_crop(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
@@ -382,11 +391,11 @@ def train(
             batch = sampler.epoch(epoch)[index]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, settings) * group["lr_scale"]
-            inputs, ids, padding = batcher(batch, rng, device)
+            inputs, ids, padding, positives = batcher(batch, rng, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 losses = task_losses_shared(
                     model, inputs, ids, padding, tokenizer.spec, step=step,
-                    settings=settings.caption,
+                    settings=settings.caption, positives=positives,
                 )  # fmt: skip
             weights = _balancer_weights(balancer)
             loss: torch.Tensor = balancer.combine([losses.itc.float(), losses.cap.float()])

@@ -41,15 +41,17 @@ def task_losses(
     step: int,
     settings: CaptionTrainingSettings = CaptionTrainingSettings(),
     generator: torch.Generator | None = None,
+    positives: torch.Tensor | None = None,
 ) -> TaskLosses:
     """Dual-encoder pass (image-only, clean text-only) and fused pass on corrupted text.
 
     pixels (B, 3, S, S) normalised; text_ids (B, T) as [bos] pieces [eos] [pad]…; each image
-    appears once per batch (duplicates would be false negatives for ITC).
+    appears once per batch (duplicates would be false negatives for ITC); `positives` marks
+    other matching pairs (see `contrastive_loss`).
     """
     image_emb = model.encode_images(pixels)
     text_emb = model.encode_texts(text_ids, padding_mask)
-    itc = contrastive_loss(model.similarity(image_emb, text_emb))
+    itc = contrastive_loss(model.similarity(image_emb, text_emb), positives)
     masked = mask_caption_tokens(
         text_ids, padding_mask, spec, mask_prob=settings.mask_prob, generator=generator
     )
@@ -77,6 +79,7 @@ def task_losses_shared(
     step: int,
     settings: CaptionTrainingSettings = CaptionTrainingSettings(),
     generator: torch.Generator | None = None,
+    positives: torch.Tensor | None = None,
 ) -> TaskLosses:
     """`task_losses` with one image pass shared by ITC and captioning (same values, ~40 % less
     compute on short captions).
@@ -92,7 +95,7 @@ def task_losses_shared(
     image_states = model.beit3(pixels=pixels, cache=cache)[0]  # (B, N+1, D)
     image_emb = unit_embedding(vision_head, image_states[:, 0])
     text_emb = unit_embedding(language_head, model.text_states(text_ids, padding_mask)[:, 0])
-    itc = contrastive_loss(model.similarity(image_emb, text_emb))
+    itc = contrastive_loss(model.similarity(image_emb, text_emb), positives)
     masked = mask_caption_tokens(
         text_ids, padding_mask, spec, mask_prob=settings.mask_prob, generator=generator
     )

@@ -13,6 +13,7 @@ from geomelt.model.data import (
     images_root_for,
     load_karpathy,
     load_scenes,
+    matching_pairs,
     parse_data_spec,
 )
 from toy_data import karpathy_dataset, scene_dataset
@@ -44,6 +45,28 @@ def test_scene_split_is_disjoint_seeded_and_weakly_captioned(tmp_path: Path) -> 
     assert [r.path for r in load_scenes(root, "val", seed=1)] != [r.path for r in val]
     assert val[0].label == "blue"
     assert "an aerial image of blue." in val[0].captions
+
+
+def test_matching_pairs_by_scene_class_and_by_caption_text(tmp_path: Path) -> None:
+    scenes = load_scenes(scene_dataset(tmp_path / "scenes", per_class=5), "train")
+    captioned = [
+        ImageRecord(Path("a.jpg"), ("Many cars are parked.", "A lot."), "ucm", "parking"),
+        ImageRecord(Path("b.jpg"), ("many  cars are parked", "Some trees."), "ucm", "parking"),
+    ]
+    records = [*scenes, *captioned]
+    blue = [i for i, r in enumerate(scenes) if r.label == "blue"]
+    other = next(i for i, r in enumerate(scenes) if r.label != "blue")
+    a, b = len(scenes), len(scenes) + 1
+    # Two blue scenes under different templates match; a blue and another class do not.
+    pairs = matching_pairs(records, [(blue[0], 0), (blue[1], 3), (other, 0), (a, 0), (b, 0)])
+    assert pairs.diagonal().all()
+    assert pairs[0, 1]
+    assert pairs[1, 0]
+    assert not pairs[0, 2]
+    # Same caption text (case, spacing, final full stop aside) matches; same class does not.
+    assert pairs[3, 4]
+    assert pairs[4, 3]
+    assert not matching_pairs(records, [(a, 1), (b, 1)])[0, 1]
 
 
 def test_parse_data_spec(tmp_path: Path) -> None:

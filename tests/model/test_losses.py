@@ -64,6 +64,35 @@ def test_contrastive_loss_hand_and_symmetric() -> None:
         contrastive_loss(torch.zeros(2, 3))
 
 
+def test_contrastive_loss_with_matching_pairs() -> None:
+    s = torch.tensor([[3.0, 2.9, -1.0], [2.8, 3.0, 1.0], [0.2, -0.3, 1.5]], dtype=torch.float64)
+    diagonal = torch.eye(3, dtype=torch.bool)
+    assert float(contrastive_loss(s, diagonal)) == pytest.approx(float(contrastive_loss(s)))
+    # Images 0 and 1 share a caption: row 0's target is half on column 0, half on column 1,
+    # and training now pulls their cross similarity up instead of pushing it down.
+    pairs = diagonal.clone()
+    pairs[0, 1] = pairs[1, 0] = True
+    grads = []
+    for positives in (None, pairs):
+        leaf = s.clone().requires_grad_(True)
+        contrastive_loss(leaf, positives).backward()
+        assert leaf.grad is not None
+        grads.append(float(leaf.grad[0, 1]))
+    assert grads[0] > 0 > grads[1]
+    row0 = -0.5 * (F.log_softmax(s[0], 0)[0] + F.log_softmax(s[0], 0)[1])
+    rows = [row0, -0.5 * F.log_softmax(s[1], 0)[:2].sum(), -F.log_softmax(s[2], 0)[2]]
+    st = s.t()
+    cols = [
+        -0.5 * F.log_softmax(st[0], 0)[:2].sum(),
+        -0.5 * F.log_softmax(st[1], 0)[:2].sum(),
+        -F.log_softmax(st[2], 0)[2],
+    ]
+    expected = 0.5 * (sum(rows) / 3 + sum(cols) / 3)
+    assert float(contrastive_loss(s, pairs)) == pytest.approx(float(expected), abs=1e-12)
+    with pytest.raises(ConfigError, match="diagonal"):
+        contrastive_loss(s, torch.zeros(3, 3, dtype=torch.bool))
+
+
 def test_dwa_weights() -> None:
     dwa = DWABalancer(period=2)
     assert dwa.weights() == [1.0, 1.0]
