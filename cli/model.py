@@ -171,6 +171,11 @@ def _write_json(result: dict[str, Any], path: Path | None) -> None:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--beams", default=3, show_default=True, type=int)
 @click.option("--no-captioning", is_flag=True, help="Retrieval only.")
+@click.option(
+    "--allow-repeats",
+    is_flag=True,
+    help="Decode exactly as BEiT-3 (no guard against repeated words and bigrams).",
+)
 @click.option("--captions-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def eval_command(
     model_name: str,
@@ -181,6 +186,7 @@ def eval_command(
     device: str,
     beams: int,
     no_captioning: bool,
+    allow_repeats: bool,
     captions_out: Path | None,
 ) -> None:
     """Retrieval (R@1/5/10, mR; spec §7.1) and captioning metrics (§7.2) on one split."""
@@ -198,12 +204,14 @@ def eval_command(
         }
         if not no_captioning:
             candidates = caption_images(
-                geomelt.model, geomelt.tokenizer, images, len(records), beams=beams
-            )
+                geomelt.model, geomelt.tokenizer, images, len(records), beams=beams,
+                no_repeats=not allow_repeats,
+            )  # fmt: skip
             result["captioning"] = {
                 **caption_metrics(candidates, [list(r.captions) for r in records]),
                 "beams": beams,
                 "length_penalty": 0.6,
+                "no_repeats": not allow_repeats,
             }
             if captions_out is not None:
                 rows = [

@@ -114,9 +114,17 @@ class GeoMelt:
 
     @torch.no_grad()
     def caption(
-        self, images: Any, beams: int = 3, max_len: int = 32, length_penalty: float = 0.6
+        self,
+        images: Any,
+        beams: int = 3,
+        max_len: int = 32,
+        length_penalty: float = 0.6,
+        no_repeats: bool = True,
     ) -> list[str]:
-        """One caption per image; beams=1 is greedy decoding."""
+        """One caption per image; beams=1 is greedy decoding.
+
+        `no_repeats`: no word piece twice in a row and no bigram twice (decoding.RepetitionGuard).
+        """
         pixels = self.pixels(images)
         spec = self.tokenizer.spec
         tokens = caption_token_ids(
@@ -128,6 +136,7 @@ class GeoMelt:
             beams=beams,
             max_len=max_len,
             length_penalty=length_penalty,
+            no_repeats=no_repeats,
         )
         return [self.tokenizer.decode(t).strip().lower() for t in tokens]
 

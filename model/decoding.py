@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,6 +15,7 @@ from .network import GeoMeltModel
 __all__ = [
     "Hypothesis",
     "ModelStepper",
+    "RepetitionGuard",
     "StepModel",
     "beam_search",
     "caption_token_ids",
@@ -69,6 +71,48 @@ class Hypothesis:
 
     tokens: list[int]
     score: float
+
+
+class RepetitionGuard:
+    """A StepModel wrapper that forbids a token right after itself and any bigram twice.
+
+    Under-trained captioners loop ("parking parking parking lot lot"); human captions almost
+    never repeat a word back to back or a two-word phrase. Banned tokens get DEAD_BEAM as their
+    log-prob, so every search still has candidates. It follows each row's tokens through
+    `step` (appended) and `reorder` (beams swapped), the only ways a search changes them.
+    """
+
+    def __init__(self, inner: StepModel) -> None:
+        self.inner = inner
+        self.history: list[list[int]] = []
+
+    def _guard(self, log_probs: torch.Tensor) -> torch.Tensor:
+        rows, cols = [], []
+        for row, tokens in enumerate(self.history):
+            if not tokens:
+                continue
+            last = tokens[-1]
+            banned = {last} | {b for a, b in itertools.pairwise(tokens) if a == last}
+            rows += [row] * len(banned)
+            cols += sorted(banned)
+        if rows:
+            log_probs = log_probs.clone()
+            log_probs[rows, cols] = DEAD_BEAM
+        return log_probs
+
+    def start(self, beams: int) -> torch.Tensor:
+        log_probs = self.inner.start(beams)
+        self.history = [[] for _ in range(log_probs.size(0))]
+        return log_probs
+
+    def step(self, last_tokens: torch.Tensor, text_len: int) -> torch.Tensor:
+        for row, token in enumerate(last_tokens.tolist()):
+            self.history[row].append(token)
+        return self._guard(self.inner.step(last_tokens, text_len))
+
+    def reorder(self, beam_idx: torch.Tensor) -> None:
+        self.history = [list(self.history[i]) for i in beam_idx.tolist()]
+        self.inner.reorder(beam_idx)
 
 
 def _check_max_len(max_len: int) -> None:
@@ -222,9 +266,15 @@ def caption_token_ids(
     beams: int,
     max_len: int,
     length_penalty: float,
+    no_repeats: bool = False,
 ) -> list[list[int]]:
-    """Token ids of one caption per image (BOS/EOS excluded): greedy when beams == 1."""
-    stepper = ModelStepper(model, pixels, bos_id=bos_id, mask_id=mask_id)
+    """Token ids of one caption per image (BOS/EOS excluded): greedy when beams == 1.
+
+    `no_repeats` decodes under a RepetitionGuard; off, decoding is exactly BEiT-3's.
+    """
+    stepper: StepModel = ModelStepper(model, pixels, bos_id=bos_id, mask_id=mask_id)
+    if no_repeats:
+        stepper = RepetitionGuard(stepper)
     if beams == 1:
         return greedy_search(stepper, pixels.size(0), eos_id=eos_id, max_len=max_len)
     hypotheses = beam_search(

@@ -128,6 +128,7 @@ def caption_images(
     max_len: int = 32,
     length_penalty: float = 0.6,
     batch_size: int = 16,
+    no_repeats: bool = True,
 ) -> list[str]:
     spec = tokenizer.spec
     dtype = model.beit3.text_embed.weight.dtype
@@ -143,6 +144,7 @@ def caption_images(
             beams=beams,
             max_len=max_len,
             length_penalty=length_penalty,
+            no_repeats=no_repeats,
         )
         captions.extend(tokenizer.decode(t).strip().lower() for t in tokens)
     return captions

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 from geomelt.model import ConfigError, GeoMeltModel
-from geomelt.model.decoding import ModelStepper, beam_search, greedy_search
+from geomelt.model.decoding import ModelStepper, RepetitionGuard, beam_search, greedy_search
 
 BOS, MASK = 101, 103
 
@@ -175,3 +176,27 @@ def test_search_rejects_bad_arguments() -> None:
         greedy_search(stub, 1, eos_id=EOS, max_len=2)
     with pytest.raises(ConfigError, match="beams"):
         beam_search(stub, 1, beams=0, eos_id=EOS, max_len=5)
+
+
+def _repeats(tokens: list[int]) -> tuple[int, int]:
+    """(tokens equal to their predecessor, bigrams seen before)."""
+    pairs = list(itertools.pairwise(tokens))
+    return sum(a == b for a, b in pairs), len(pairs) - len(set(pairs))
+
+
+def test_repetition_guard_breaks_loops_in_greedy_and_beam_search() -> None:
+    # A loop-prone model: after 1 the best next token is 1 again, after 2 it is 1, EOS is weak.
+    table = torch.full((6, 6), -4.0)
+    table[0, 1] = table[1, 1] = table[2, 1] = table[3, 2] = table[5, 3] = 3.0
+    table[1, 2] = table[2, 3] = table[3, 1] = 2.0
+    table[:, 5] = 1.0
+    plain = greedy_search(MarkovStub(table), 1, eos_id=EOS, max_len=12)[0]
+    assert plain == [1] * 10
+    guarded = greedy_search(RepetitionGuard(MarkovStub(table)), 1, eos_id=EOS, max_len=12)[0]
+    assert guarded[0] == 1
+    assert _repeats(guarded) == (0, 0)
+    stub = MarkovStub(table)
+    stub.batch = 2
+    for hypothesis in beam_search(RepetitionGuard(stub), 2, beams=3, eos_id=EOS, max_len=12):
+        assert len(hypothesis.tokens) >= 3
+        assert _repeats(hypothesis.tokens) == (0, 0)
