@@ -8,6 +8,7 @@ and with a chip's own embedding (`similar_to`), through four strategies:
 - `exact`: filter, compute distances, sort (the ground truth of recall@10);
 - `hnsw`: the partial HNSW index, pgvector defaults (ef_search 40, no iterative scan);
 - `hnsw_iterative`: HNSW with `iterative_scan = relaxed_order`, pgvector defaults otherwise;
+- `hnsw_iterative_ef100`, `hnsw_iterative_ef400`: the same at a larger fixed ef_search;
 - `planner`: `queries.search.planned_neighbours`, what the engine runs.
 
     python -m benchmarks.search_scale --chips 100000 --json out.json [--database-url URL]
@@ -67,7 +68,16 @@ RANK = 48
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 DAYS = 730
 SELECTIVITIES: tuple[float | str, ...] = (1.0, 0.1, 0.01, 0.001, "scene")
-STRATEGIES = ("exact", "hnsw", "hnsw_iterative", "planner")
+# hnsw_iterative_efN: the iterative scan at a fixed larger ef_search, to show what the planner's
+# ef_search floor (search.ef_search_floor) buys at this archive size.
+SWEEP_EF_SEARCH = (100, 400)
+STRATEGIES = (
+    "exact",
+    "hnsw",
+    "hnsw_iterative",
+    *(f"hnsw_iterative_ef{ef}" for ef in SWEEP_EF_SEARCH),
+    "planner",
+)
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LAND = [
     "forest",
@@ -409,6 +419,20 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def _fixed_plans() -> dict[str, VectorPlan]:
+    """Every strategy but the planner: one fixed plan each."""
+    iterative = {
+        f"hnsw_iterative_ef{ef}": VectorPlan("hnsw", 0, ef_search=ef, max_scan_tuples=20_000)
+        for ef in SWEEP_EF_SEARCH
+    }
+    return {
+        "exact": VectorPlan("exact", 0),
+        "hnsw": VectorPlan("hnsw", 0, ef_search=40, iterative_scan="off"),
+        "hnsw_iterative": VectorPlan("hnsw", 0, ef_search=40, max_scan_tuples=20_000),
+        **iterative,
+    }
+
+
 def run_queries(
     engine: Engine,
     archive: Archive,
@@ -421,7 +445,6 @@ def run_queries(
     """Rows of the results table, and per-query samples of exact cost vs candidates."""
     rng = np.random.default_rng(seed + 1)
     gen = archive.generator
-    plans: dict[str, Callable[[Any, Filters, np.ndarray[Any, Any]], tuple[list[int], str]]] = {}
 
     def fixed(
         plan: VectorPlan,
@@ -444,9 +467,7 @@ def run_queries(
         )
         return [chip for chip, _ in found], plan.strategy + ("*" if plan.fallback_from else "")
 
-    plans["exact"] = fixed(VectorPlan("exact", 0))
-    plans["hnsw"] = fixed(VectorPlan("hnsw", 0, ef_search=40, iterative_scan="off"))
-    plans["hnsw_iterative"] = fixed(VectorPlan("hnsw", 0, ef_search=40, max_scan_tuples=20_000))
+    plans = {name: fixed(plan) for name, plan in _fixed_plans().items()}
     plans["planner"] = planner
 
     results: list[dict[str, Any]] = []
@@ -507,7 +528,7 @@ def run_queries(
 
 def _format_row(row: dict[str, Any]) -> str:
     return (
-        f"{row['strategy']:<15} {row['selectivity']!s:>6} {row['filter']:<8} "
+        f"{row['strategy']:<20} {row['selectivity']!s:>6} {row['filter']:<8} "
         f"{'q' if row['with_q'] else 'sim':<4} {row['candidates_mean']:>10.0f} "
         f"{row['recall_at_10']:>7.3f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} "
         f"{row['p99_ms']:>8.1f}  {row['ran']}"
@@ -694,7 +715,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"built: {timings}", flush=True)
         print(f"prewarmed: {prewarm(engine)}", flush=True)
         print(
-            f"{'strategy':<15} {'select':>6} {'filter':<8} {'mode':<4} {'candidates':>10} "
+            f"{'strategy':<20} {'select':>6} {'filter':<8} {'mode':<4} {'candidates':>10} "
             f"{'recall':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  ran"
         )
         results, samples = run_queries(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "chip_thumbnail",
     "collection_summaries",
     "count_matches",
+    "ef_search_floor",
     "estimate_candidates",
     "estimate_matches",
     "find_model_id",
@@ -74,12 +76,22 @@ __all__ = [
 
 # Planner constants, measured by benchmarks/search_scale.py (docs/SCALING.md): filters estimated
 # to keep at most EXACT_THRESHOLD chips run exact; broader ones run HNSW with an iterative scan,
-# ef_search = clamp(EF_SEARCH_PER_RESULT x depth, EF_SEARCH_MIN, 1000) and a scan budget of
-# SCAN_SAFETY x depth / selectivity tuples (at least pgvector's default 20,000).
+# ef_search = clamp(EF_SEARCH_PER_RESULT x depth, ef_search_floor(chips), 1000) and a scan budget
+# of SCAN_SAFETY x depth / selectivity tuples (at least pgvector's default 20,000).
 EXACT_THRESHOLD = 5_000  # 100k-chip run: crossover at 4,694 candidates (docs/SCALING.md)
 EF_SEARCH_PER_RESULT = 4
-EF_SEARCH_MIN = 100
 SCAN_SAFETY = 4
+# The same ef_search finds fewer true neighbours in a bigger graph: ef 100 gave recall@10 0.98
+# at 100k chips but 0.86-0.94 at 1M. The floor grows with sqrt(chips): 126 at 100k, 400 at 1M.
+EF_SEARCH_FLOOR_AT = (100, 62_500)  # (ef_search, chips)
+EF_SEARCH_MAX = 1000
+
+
+def ef_search_floor(chips: int) -> int:
+    """The smallest ef_search the planner uses on an index over `chips` chips."""
+    ef, at = EF_SEARCH_FLOOR_AT
+    return min(EF_SEARCH_MAX, max(ef, round(ef * math.sqrt(max(chips, 1) / at))))
+
 
 # Sort sentinels for NULLs, so keyset comparisons never meet a NULL.
 _NULL_SENTINEL = {
@@ -412,7 +424,7 @@ def plan_vector_search(
     expected_scan = depth / selectivity
     if estimate <= exact_threshold or expected_scan >= estimate:
         return VectorPlan("exact", estimate, estimated_from=source)
-    ef_search = min(max(EF_SEARCH_PER_RESULT * depth, EF_SEARCH_MIN), 1000)
+    ef_search = min(max(EF_SEARCH_PER_RESULT * depth, ef_search_floor(total)), EF_SEARCH_MAX)
     max_scan = int(min(max(expected_scan * SCAN_SAFETY, 20_000), 1_000_000))
     return VectorPlan(
         "hnsw", estimate, ef_search=ef_search, max_scan_tuples=max_scan, estimated_from=source

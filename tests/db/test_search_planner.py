@@ -15,6 +15,7 @@ from geomelt.db.queries.ingest import ChipRecord, SceneRecord, upsert_chips, ups
 from geomelt.db.queries.models import hnsw_index_name
 from geomelt.db.queries.search import (
     VectorPlan,
+    ef_search_floor,
     estimate_candidates,
     plan_vector_search,
     planned_neighbours,
@@ -191,6 +192,15 @@ def test_planner_picks_exact_when_selective_and_hnsw_when_broad(
             # The reported strategy is the one that ran: HNSW touched its index, exact did not.
             used_index = _hnsw_scans(engine, model_id) > scans_before
             assert used_index == (expected == "hnsw")
+
+
+def test_ef_search_floor_grows_with_the_archive() -> None:
+    # Measured at 100k and 1M chips (docs/SCALING.md): a fixed ef_search loses recall as the
+    # graph grows, so the floor rises with sqrt(chips) up to the cap.
+    assert ef_search_floor(400) == 100
+    assert ef_search_floor(100_000) == 126
+    assert ef_search_floor(1_000_000) == 400
+    assert ef_search_floor(10**9) == 1000
 
 
 def test_hnsw_settings_are_local_to_the_transaction(seeded: tuple[Engine, int]) -> None:
