@@ -2,9 +2,11 @@
 
     python -m benchmarks.model_throughput --json out/model_throughput.json
     python -m benchmarks.model_throughput --presets base --batch-sizes 1,8
+    python -m benchmarks.model_throughput --presets "" --models geomelt-small --tasks embed
 
-Models are the seeded random presets (no trained weights ship yet), so captions never stop
-early at EOS: captioning numbers are the worst case, every caption running to --max-len.
+`--presets` are seeded random models, whose captions never stop early at EOS: their captioning
+numbers are the worst case, every caption running to --max-len. `--models` are trained ones
+(the shipped name or a .safetensors path), timed exactly as the workers run them.
 Embedding timings include the uint8 -> resized, normalised tensor step; inputs are random
 uint8 chips of --chip-size pixels.
 """
@@ -26,13 +28,15 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
-from geomelt.model import GeoMelt, create_model, load_tokenizer
-from geomelt.model.api import RANDOM_SEED, state_sha256
+from geomelt.model import GeoMelt, create_model, load, load_tokenizer
+from geomelt.model.api import RANDOM_SEED, SHIPPED_MODELS, state_sha256
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def build(preset: str, device: str, dtype: torch.dtype) -> GeoMelt:
+    if preset in SHIPPED_MODELS or preset.endswith(".safetensors"):
+        return load(preset, device=device, dtype=dtype)
     model = create_model(preset, seed=RANDOM_SEED)
     sha = state_sha256(model)
     model = model.to(device=device, dtype=dtype)
@@ -94,6 +98,9 @@ def run_one(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="tiny,small", help="comma list: tiny,small,base")
+    parser.add_argument(
+        "--models", default="", help="comma list of trained models: geomelt-small or paths"
+    )
     parser.add_argument("--batch-sizes", default="1,8,32")
     parser.add_argument("--tasks", default="embed,caption")
     parser.add_argument("--devices", default=None, help="default: cpu, plus cuda if available")
@@ -121,7 +128,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
-        f"{'preset':6} {'device':6} {'dtype':5} {'task':8} {'batch':>5} {'chips/s':>9} "
+        f"{'model':14} {'device':6} {'dtype':5} {'task':8} {'batch':>5} {'chips/s':>9} "
         f"{'s/batch':>8} {'reps':>4} {'peakRSS MB':>10} {'cuda MB':>8}"
     )
     print(header)
@@ -129,7 +136,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         cuda = f"{r['cuda_peak_mb']:.0f}" if r["cuda_peak_mb"] is not None else "-"
         print(
-            f"{r['preset']:6} {r['device']:6} {r['dtype']:5} {r['task']:8} {r['batch']:>5} "
+            f"{r['preset']:14} {r['device']:6} {r['dtype']:5} {r['task']:8} {r['batch']:>5} "
             f"{r['chips_per_s']:>9.2f} {r['seconds_per_batch']:>8.3f} {r['reps']:>4} "
             f"{r['peak_rss_mb']:>10.0f} {cuda:>8}"
         )
@@ -141,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for device, dtype_name in plan(args):
-        for preset in args.presets.split(","):
+        for preset in [n for n in (*args.presets.split(","), *args.models.split(",")) if n]:
             model = build(preset, device, DTYPES[dtype_name])
             for task in args.tasks.split(","):
                 for batch in (int(b) for b in args.batch_sizes.split(",")):
