@@ -136,10 +136,14 @@ class EfficientNetLite0Stem(nn.Module):
                     F.conv2d(h, getattr(self, f"b{i}_expand_w"), getattr(self, f"b{i}_expand_b"))
                 )
             dw_w = getattr(self, f"b{i}_dw_w")
-            h = _same_pad(h, kernel, stride)
-            h = F.relu6(
-                F.conv2d(h, dw_w, getattr(self, f"b{i}_dw_b"), stride=stride, groups=h.size(1))
-            )
+            dw_b = getattr(self, f"b{i}_dw_b")
+            if stride == 1:
+                # SAME padding of an odd kernel at stride 1 is symmetric: let the convolution
+                # pad, instead of copying the whole map through F.pad (11 of the 16 blocks).
+                h = F.conv2d(h, dw_w, dw_b, padding=kernel // 2, groups=h.size(1))
+            else:
+                h = F.conv2d(_same_pad(h, kernel, stride), dw_w, dw_b, stride=2, groups=h.size(1))
+            h = F.relu6(h)
             h = F.conv2d(h, getattr(self, f"b{i}_project_w"), getattr(self, f"b{i}_project_b"))
             x = x + h if stride == 1 and c_in == c_out else h
         return F.relu6(F.conv2d(x, self.head_w, self.head_b))
