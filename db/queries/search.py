@@ -40,6 +40,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import Chip, ChipCell, Model, Scene
+from .cql2sql import split_spatial
 from .filters import (
     QUERYABLES,
     Filters,
@@ -316,23 +317,30 @@ def total_chips(connection: Connection) -> int:
 
 
 def _envelopes(filters: Filters) -> list[tuple[float, float, float, float]] | None:
-    """West, south, east, north boxes that hold every spatial match; None: no spatial filter."""
-    boxes = []
+    """West, south, east, north boxes that hold every spatial match; None: no spatial filter.
+
+    A chip must pass every spatial term (bbox, intersects, s_intersects ANDed into the CQL2
+    filter), so the term with the smallest area bounds the count.
+    """
+    bounds: list[list[tuple[float, float, float, float]]] = []
     if filters.bbox is not None:
         west, south, east, north = filters.bbox
         if west > east:  # antimeridian
-            boxes += [(west, south, 180.0, north), (-180.0, south, east, north)]
+            bounds.append([(west, south, 180.0, north), (-180.0, south, east, north)])
         else:
-            boxes.append((west, south, east, north))
-    if filters.intersects is not None:
-        points = list(_positions(filters.intersects))
+            bounds.append([(west, south, east, north)])
+    geometries = [filters.intersects] if filters.intersects is not None else []
+    if filters.cql2 is not None:
+        geometries += split_spatial(filters.cql2)[0]
+    for geometry in geometries:
+        points = list(_positions(geometry))
         if points:
             xs = [x for x, _ in points]
             ys = [y for _, y in points]
-            envelope = (min(xs), min(ys), max(xs), max(ys))
-            # A chip must match both filters: keep the smaller spatial count of the two.
-            boxes = [envelope] if not boxes or _area(envelope) < sum(map(_area, boxes)) else boxes
-    return boxes or None
+            bounds.append([(min(xs), min(ys), max(xs), max(ys))])
+    if not bounds:
+        return None
+    return min(bounds, key=lambda boxes: sum(map(_area, boxes)))
 
 
 def _area(box: tuple[float, float, float, float]) -> float:
@@ -399,7 +407,8 @@ def estimate_candidates(connection: Connection, filters: Filters) -> tuple[int, 
                 },
             ).scalar_one()
         )
-    others = replace(filters, bbox=None, intersects=None)
+    rest = split_spatial(filters.cql2)[1] if filters.cql2 is not None else None
+    others = replace(filters, bbox=None, intersects=None, cql2=None if rest is True else rest)
     others_share = min(1.0, estimate_matches(connection, where_clauses(others)) / total)
     estimate = spatial * others_share
     return (max(1, round(estimate)) if estimate > 0 else 0), "cells"

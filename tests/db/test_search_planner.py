@@ -142,6 +142,28 @@ def test_spatial_estimates_come_from_cells_and_temporal_from_explain(
         assert 50 <= temporal <= 200  # 100 chips on day 0
 
 
+def test_cql2_s_intersects_is_estimated_from_cells_like_a_bbox(
+    seeded: tuple[Engine, int],
+) -> None:
+    engine, model_id = seeded
+    box = {"bbox": [10.0, 45.0, 10.5, 46.0]}
+    geometry = {"property": "geometry"}
+    whole = {"op": ">=", "args": [{"property": "valid_fraction"}, 0.5]}  # every chip
+    spatial = {"op": "s_intersects", "args": [geometry, box]}
+    with unit_of_work(engine) as connection:
+        for cql2 in (spatial, {"op": "and", "args": [whole, spatial]}):
+            estimate, source = estimate_candidates(
+                connection, Filters(model_id=model_id, cql2=cql2)
+            )
+            # Half a 200-chip cell, as for bbox=; Postgres alone would say 0.5 % of 400.
+            assert (source, estimate) == ("cells", 100)
+        # Under OR the box bounds nothing: the estimate stays with Postgres.
+        either = {"op": "or", "args": [spatial, {"op": "=", "args": [{"property": "id"}, "x"]}]}
+        assert (
+            estimate_candidates(connection, Filters(model_id=model_id, cql2=either))[1] == "explain"
+        )
+
+
 def _exact(connection: Connection, filters: Filters, query: np.ndarray) -> list[int]:
     plan = VectorPlan("exact", 0)
     rows = vector_neighbours(
