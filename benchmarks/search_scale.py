@@ -36,7 +36,7 @@ import platform
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,7 @@ from geomelt.db import EmbeddedPostgres, unit_of_work, upgrade
 from geomelt.db.models import Model, Scene, Source
 from geomelt.db.queries import register_model
 from geomelt.db.queries.filters import Filters, where_clauses
-from geomelt.db.queries.models import hnsw_index_name
+from geomelt.db.queries.models import HNSW_EF_CONSTRUCTION, HNSW_M, hnsw_index_name
 from geomelt.db.queries.search import (
     EXACT_THRESHOLD,
     VectorPlan,
@@ -219,7 +219,13 @@ RETURNING id
 """
 
 
-def build(engine: Engine, n_chips: int, dim: int, seed: int) -> tuple[Archive, int, dict[str, Any]]:
+def build(
+    engine: Engine,
+    n_chips: int,
+    dim: int,
+    seed: int,
+    hnsw: tuple[int, int] = (HNSW_M, HNSW_EF_CONSTRUCTION),
+) -> tuple[Archive, int, dict[str, Any]]:
     """Load the archive; returns it, the model id and timings."""
     rng = np.random.default_rng(seed)
     gen = Generator(dim, rng)
@@ -352,6 +358,8 @@ def build(engine: Engine, n_chips: int, dim: int, seed: int) -> tuple[Archive, i
             version=f"n{n_chips}",
             sha256="b" * 64,
             embedding_dim=dim,
+            hnsw_m=hnsw[0],
+            hnsw_ef_construction=hnsw[1],
         )
     timings["build_seconds"] = time.perf_counter() - started
 
@@ -441,6 +449,7 @@ def run_queries(
     queries: int,
     exact_threshold: int,
     seed: int,
+    selectivities: Sequence[float | str] = SELECTIVITIES,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of the results table, and per-query samples of exact cost vs candidates."""
     rng = np.random.default_rng(seed + 1)
@@ -472,7 +481,7 @@ def run_queries(
 
     results: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
-    for selectivity in SELECTIVITIES:
+    for selectivity in selectivities:
         families = (
             ["none"]
             if selectivity == 1.0
@@ -699,6 +708,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-sample", type=int, default=20_000, help="vector vs halfvec")
     parser.add_argument("--maintenance-work-mem", default="2GB")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hnsw-m", type=int, default=HNSW_M)
+    parser.add_argument("--hnsw-ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
+    parser.add_argument(
+        "--selectivities",
+        default=",".join(map(str, SELECTIVITIES)),
+        help="comma list of the cells to run, e.g. 1.0,0.1",
+    )
     args = parser.parse_args(argv)
     dim = get_config(args.preset).embed_dim
     with database(args.database_url) as url:
@@ -711,15 +727,17 @@ def main(argv: list[str] | None = None) -> None:
             },
         )
         print(f"building {args.chips} chips, D={dim}", flush=True)
-        archive, model_id, timings = build(engine, args.chips, dim, args.seed)
+        hnsw = (args.hnsw_m, args.hnsw_ef_construction)
+        archive, model_id, timings = build(engine, args.chips, dim, args.seed, hnsw)
         print(f"built: {timings}", flush=True)
         print(f"prewarmed: {prewarm(engine)}", flush=True)
         print(
             f"{'strategy':<20} {'select':>6} {'filter':<8} {'mode':<4} {'candidates':>10} "
             f"{'recall':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  ran"
         )
+        wanted = [s for s in SELECTIVITIES if str(s) in args.selectivities.split(",")]
         results, samples = run_queries(
-            engine, archive, model_id, dim, args.queries, args.exact_threshold, args.seed
+            engine, archive, model_id, dim, args.queries, args.exact_threshold, args.seed, wanted
         )
         threshold = measure_threshold(results, samples)
         print(f"threshold: {threshold}", flush=True)
@@ -733,6 +751,7 @@ def main(argv: list[str] | None = None) -> None:
         "dim": dim,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "exact_threshold": args.exact_threshold,
+        "hnsw": {"m": args.hnsw_m, "ef_construction": args.hnsw_ef_construction},
         "build_seconds": round(timings["build_seconds"], 2),
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "results": results,

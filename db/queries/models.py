@@ -18,12 +18,20 @@ def hnsw_index_name(model_id: int) -> str:
 
 
 def register_model(
-    connection: Connection, *, name: str, version: str, sha256: str, embedding_dim: int
+    connection: Connection,
+    *,
+    name: str,
+    version: str,
+    sha256: str,
+    embedding_dim: int,
+    hnsw_m: int = HNSW_M,
+    hnsw_ef_construction: int = HNSW_EF_CONSTRUCTION,
 ) -> int:
     """Insert the model version if new and make its HNSW index; returns the model id.
 
     The index covers `embedding::halfvec(D)` of that model's rows only, so searches must use
-    the same expression and `model_id = :id` to use it. Idempotent.
+    the same expression and `model_id = :id` to use it. Idempotent. `hnsw_m` and
+    `hnsw_ef_construction` are pgvector's graph parameters (benchmarks.search_scale compares).
     """
     row_id = connection.execute(
         insert(Model)
@@ -48,7 +56,7 @@ def register_model(
         text(
             f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(model_id)} ON chips "
             f"USING hnsw ((embedding::halfvec({int(embedding_dim)})) halfvec_cosine_ops) "
-            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) "
+            f"WITH (m = {int(hnsw_m)}, ef_construction = {int(hnsw_ef_construction)}) "
             f"WHERE model_id = {model_id}"
         )
     )
