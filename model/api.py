@@ -12,7 +12,7 @@ import torch
 
 from .checkpoint import read_checkpoint
 from .config import GeoMeltConfig
-from .decoding import caption_token_ids
+from .decoding import caption_texts
 from .errors import CheckpointError, ConfigError
 from .factory import create_model, get_config
 from .image import preprocess_images
@@ -125,20 +125,15 @@ class GeoMelt:
 
         `no_repeats`: no word piece twice in a row and no bigram twice (decoding.RepetitionGuard).
         """
-        pixels = self.pixels(images)
-        spec = self.tokenizer.spec
-        tokens = caption_token_ids(
+        return caption_texts(
             self.model,
-            pixels,
-            bos_id=spec.bos_id,
-            eos_id=spec.eos_id,
-            mask_id=spec.mask_id,
+            self.tokenizer,
+            self.pixels(images),
             beams=beams,
             max_len=max_len,
             length_penalty=length_penalty,
             no_repeats=no_repeats,
         )
-        return [self.tokenizer.decode(t).strip().lower() for t in tokens]
 
     @torch.no_grad()
     def zero_shot(

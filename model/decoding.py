@@ -11,6 +11,7 @@ import torch
 from .attention import KVCache
 from .errors import ConfigError
 from .network import GeoMeltModel
+from .tokenizer import TextTokenizer
 
 __all__ = [
     "Hypothesis",
@@ -18,7 +19,7 @@ __all__ = [
     "RepetitionGuard",
     "StepModel",
     "beam_search",
-    "caption_token_ids",
+    "caption_texts",
     "greedy_search",
 ]
 
@@ -256,33 +257,34 @@ def beam_search(
 
 
 @torch.no_grad()
-def caption_token_ids(
+def caption_texts(
     model: GeoMeltModel,
+    tokenizer: TextTokenizer,
     pixels: torch.Tensor,
     *,
-    bos_id: int,
-    eos_id: int,
-    mask_id: int,
     beams: int,
     max_len: int,
     length_penalty: float,
     no_repeats: bool = False,
-) -> list[list[int]]:
-    """Token ids of one caption per image (BOS/EOS excluded): greedy when beams == 1.
+) -> list[str]:
+    """One lower-cased caption per image: greedy when beams == 1, else BEiT-3 beam search.
 
     `no_repeats` decodes under a RepetitionGuard; off, decoding is exactly BEiT-3's.
     """
-    stepper: StepModel = ModelStepper(model, pixels, bos_id=bos_id, mask_id=mask_id)
+    spec = tokenizer.spec
+    stepper: StepModel = ModelStepper(model, pixels, bos_id=spec.bos_id, mask_id=spec.mask_id)
     if no_repeats:
         stepper = RepetitionGuard(stepper)
     if beams == 1:
-        return greedy_search(stepper, pixels.size(0), eos_id=eos_id, max_len=max_len)
-    hypotheses = beam_search(
-        stepper,
-        pixels.size(0),
-        beams=beams,
-        eos_id=eos_id,
-        max_len=max_len,
-        length_penalty=length_penalty,
-    )
-    return [h.tokens for h in hypotheses]
+        tokens = greedy_search(stepper, pixels.size(0), eos_id=spec.eos_id, max_len=max_len)
+    else:
+        hypotheses = beam_search(
+            stepper,
+            pixels.size(0),
+            beams=beams,
+            eos_id=spec.eos_id,
+            max_len=max_len,
+            length_penalty=length_penalty,
+        )
+        tokens = [h.tokens for h in hypotheses]
+    return [tokenizer.decode(t).strip().lower() for t in tokens]

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .data import ImageRecord, class_prompt_name, load_image, stack_images
-from .decoding import caption_token_ids
+from .decoding import caption_texts
 from .errors import ConfigError
 from .image import preprocess_images
 from .metrics import retrieval_metrics
@@ -130,23 +130,19 @@ def caption_images(
     batch_size: int = 16,
     no_repeats: bool = True,
 ) -> list[str]:
-    spec = tokenizer.spec
     dtype = model.beit3.text_embed.weight.dtype
     captions: list[str] = []
     for start in range(0, count, batch_size):
         x = images(range(start, min(count, start + batch_size))).to(dtype)
-        tokens = caption_token_ids(
+        captions += caption_texts(
             model,
+            tokenizer,
             x,
-            bos_id=spec.bos_id,
-            eos_id=spec.eos_id,
-            mask_id=spec.mask_id,
             beams=beams,
             max_len=max_len,
             length_penalty=length_penalty,
             no_repeats=no_repeats,
         )
-        captions.extend(tokenizer.decode(t).strip().lower() for t in tokens)
     return captions
 
 

@@ -316,11 +316,13 @@ def total_chips(connection: Connection) -> int:
     return max(int(estimate), 1)
 
 
-def _envelopes(filters: Filters) -> list[tuple[float, float, float, float]] | None:
+def _envelopes(
+    filters: Filters, cql2_geometries: Sequence[dict[str, Any]]
+) -> list[tuple[float, float, float, float]] | None:
     """West, south, east, north boxes that hold every spatial match; None: no spatial filter.
 
-    A chip must pass every spatial term (bbox, intersects, s_intersects ANDed into the CQL2
-    filter), so the term with the smallest area bounds the count.
+    A chip must pass every spatial term (bbox, intersects, `cql2_geometries`: the s_intersects
+    ANDed into the CQL2 filter), so the term with the smallest area bounds the count.
     """
     bounds: list[list[tuple[float, float, float, float]]] = []
     if filters.bbox is not None:
@@ -330,9 +332,7 @@ def _envelopes(filters: Filters) -> list[tuple[float, float, float, float]] | No
         else:
             bounds.append([(west, south, east, north)])
     geometries = [filters.intersects] if filters.intersects is not None else []
-    if filters.cql2 is not None:
-        geometries += split_spatial(filters.cql2)[0]
-    for geometry in geometries:
+    for geometry in [*geometries, *cql2_geometries]:
         points = list(_positions(geometry))
         if points:
             xs = [x for x, _ in points]
@@ -387,7 +387,8 @@ def estimate_candidates(connection: Connection, filters: Filters) -> tuple[int, 
     the model's chips that pass the other filters (EXPLAIN; the filters assumed independent).
     Postgres itself would guess a constant 0.5 % for any `&&`.
     """
-    boxes = _envelopes(filters)
+    cql2_geometries, cql2_rest = split_spatial(filters.cql2)  # ([], None) without a filter
+    boxes = _envelopes(filters, cql2_geometries)
     if boxes is None:
         return estimate_matches(connection, where_clauses(filters)), "explain"
     total = model_chips(connection, filters.model_id)
@@ -407,8 +408,9 @@ def estimate_candidates(connection: Connection, filters: Filters) -> tuple[int, 
                 },
             ).scalar_one()
         )
-    rest = split_spatial(filters.cql2)[1] if filters.cql2 is not None else None
-    others = replace(filters, bbox=None, intersects=None, cql2=None if rest is True else rest)
+    others = replace(
+        filters, bbox=None, intersects=None, cql2=None if cql2_rest is True else cql2_rest
+    )
     others_share = min(1.0, estimate_matches(connection, where_clauses(others)) / total)
     estimate = spatial * others_share
     return (max(1, round(estimate)) if estimate > 0 else 0), "cells"
