@@ -4,8 +4,10 @@ equal the two-pass ones, hybrid stem + tied weights round-trip through a file.""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import pytest
 import torch
 from geomelt.model import create_model, get_config, load, load_tokenizer
 from geomelt.model.config import VisionConfig
@@ -64,17 +66,77 @@ def test_dwa_weights_move_after_two_periods(tmp_path: Path) -> None:
     assert abs(rows[-1]["w_itc"] + rows[-1]["w_cap"] - 2.0) < 1e-6
 
 
-def test_shared_image_pass_matches_two_passes(tiny64, wordpiece) -> None:
+def _three_captions() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pixels = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     ids, padding = torch.full((3, 9), 1037), torch.zeros(3, 9, dtype=torch.bool)
     ids[:, 0], ids[0, 8], ids[1, 5] = 101, 102, 102
+    ids[2, 3] = 2003
     padding[1, 6:] = True
     ids[padding] = 0
+    return pixels, ids, padding
+
+
+@pytest.mark.parametrize("rows", [None, [0, 2]])
+def test_shared_image_pass_matches_two_passes(tiny64, wordpiece, rows) -> None:
+    pixels, ids, padding = _three_captions()
     spec = wordpiece.spec
-    a = task_losses(tiny64, pixels, ids, padding, spec, step=0, generator=torch.Generator())
-    b = task_losses_shared(tiny64, pixels, ids, padding, spec, step=0, generator=torch.Generator())
+    kw = {"step": 0, "caption_rows": None if rows is None else torch.tensor(rows)}
+    a = task_losses(tiny64, pixels, ids, padding, spec, generator=torch.Generator(), **kw)
+    b = task_losses_shared(tiny64, pixels, ids, padding, spec, generator=torch.Generator(), **kw)
     torch.testing.assert_close(a.itc, b.itc)
     torch.testing.assert_close(a.cap, b.cap)
+
+
+def test_caption_rows_limit_the_captioning_loss(tiny64, wordpiece) -> None:
+    pixels, ids, padding = _three_captions()
+    spec = wordpiece.spec
+    some = task_losses_shared(
+        tiny64, pixels, ids, padding, spec, step=0, generator=torch.Generator(),
+        caption_rows=torch.tensor([0, 2]),
+    )  # fmt: skip
+    alone = task_losses_shared(
+        tiny64, pixels[[0, 2]], ids[[0, 2]], padding[[0, 2]], spec, step=0,
+        generator=torch.Generator(),
+    )  # fmt: skip
+    every = task_losses_shared(tiny64, pixels, ids, padding, spec, step=0)
+    torch.testing.assert_close(some.cap, alone.cap)  # rows 0 and 2 only
+    torch.testing.assert_close(some.itc, every.itc)  # ITC still sees the whole batch
+    none = task_losses_shared(
+        tiny64, pixels, ids, padding, spec, step=0, caption_rows=torch.tensor([], dtype=torch.long)
+    )
+    assert float(none.cap.detach()) == 0.0
+    (none.itc + none.cap).backward()  # still one graph
+
+
+def test_batches_caption_only_human_captions(tmp_path: Path) -> None:
+    from geomelt.model.data import load_scenes
+    from geomelt.model.train import _Batcher
+    from toy_data import scene_dataset
+
+    human = load_karpathy(karpathy_dataset(tmp_path / "toy"), ["train"])[:2]
+    weak = load_scenes(scene_dataset(tmp_path / "scenes", per_class=5), "train")[:2]
+    records = [human[0], weak[0], human[1], weak[1]]
+    model = create_model(get_config("tiny", img_size=32), seed=0)
+    tokenizer = load_tokenizer("wordpiece")
+    batch = [(0, 0), (1, 0), (2, 0), (3, 0)]
+    rng = random.Random(0)  # noqa: S311 -- augmentation draws, not security
+    for weak_too, expected in [(False, [0, 2]), (True, None)]:
+        settings = TrainSettings(**TINY, caption_class_captions=weak_too)
+        rows = _Batcher(records, tokenizer, model, settings, None)(batch, rng, torch.device("cpu"))
+        got = rows.caption_rows
+        assert (got if got is None else got.tolist()) == expected
+
+
+def test_mixed_precision_is_logged_and_can_be_switched_off(tmp_path: Path) -> None:
+    from geomelt.model.train import _has_bf16
+
+    records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
+    for enabled in (False, True):
+        out = tmp_path / f"run{enabled}"
+        train(records, TrainSettings(**TINY, max_steps=1, mixed_precision=enabled), out)
+        assert _lines(out / "metrics.jsonl")[0]["bf16"] is (
+            enabled and _has_bf16(torch.device("cpu"))
+        )
 
 
 def test_hybrid_stem_tied_fp16_round_trip(tmp_path: Path) -> None:
