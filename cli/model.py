@@ -20,7 +20,7 @@ from geomelt.model.evaluate import (
     retrieval_eval,
     zero_shot_eval,
 )
-from geomelt.model.train import TrainSettings, export, train
+from geomelt.model.train import TrainSettings, export, interpolate, train
 
 
 @click.group("model")
@@ -113,6 +113,12 @@ def _records(data: tuple[str, ...], splits: tuple[str, ...], scene_part: str) ->
 )
 @click.option("--init-from", type=str, default=None, help="Stage 2: start from this model.")
 @click.option("--max-steps", type=int, default=None, help="Override the config's step count.")
+@click.option(
+    "--stop-after",
+    type=click.IntRange(min=1),
+    default=None,
+    help="End at this step, keeping the whole run's learning-rate schedule.",
+)
 def train_command(
     config_path: Path | None,
     data: tuple[str, ...],
@@ -121,6 +127,7 @@ def train_command(
     feature_cache: Path | None,
     init_from: str | None,
     max_steps: int | None,
+    stop_after: int | None,
 ) -> None:
     """Train a GeoMELT model (stage 1; stage 2 with --init-from and a LoRA config).
 
@@ -135,12 +142,34 @@ def train_command(
         init = load(init_from, device=device).model if init_from else None
         model = train(
             records, settings, out, device=device, feature_cache=feature_cache,
-            init_checkpoint=init,
+            init_checkpoint=init, stop_after=stop_after,
         )  # fmt: skip
         digest = export(model, out / "model.safetensors")
     except ModelError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(json.dumps({"model": str(out / "model.safetensors"), "sha256": digest}))
+
+
+@model_group.command("interpolate")
+@click.argument("start")
+@click.argument("end")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0.0, 1.0),
+    required=True,
+    help="Weight of END: the result is (1 - alpha) * START + alpha * END.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def interpolate_command(start: str, end: str, alpha: float, out: Path) -> None:
+    """Average two models of one architecture weight by weight (WiSE-FT): START is usually the
+    model a run began from, END the run's result. Writes OUT (fp16 safetensors + .sha256)."""
+    _setup_logging()
+    try:
+        model = interpolate(load(start).model, load(end).model, alpha)
+        digest = export(model, out)
+    except ModelError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps({"model": str(out), "sha256": digest, "alpha": alpha}))
 
 
 def _write_json(result: dict[str, Any], path: Path | None) -> None:

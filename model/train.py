@@ -46,6 +46,7 @@ __all__ = [
     "FeatureStore",
     "TrainSettings",
     "build_model",
+    "interpolate",
     "train",
 ]
 
@@ -358,8 +359,13 @@ def train(
     device: str | torch.device = "cpu",
     feature_cache: Path | None = None,
     init_checkpoint: GeoMeltModel | None = None,
+    stop_after: int | None = None,
 ) -> GeoMeltModel:
-    """Train on `records`; returns the model (LoRA merged). Resumes from `<out>/last.pt`."""
+    """Train on `records`; returns the model (LoRA merged). Resumes from `<out>/last.pt`.
+
+    `stop_after` ends the run at that step with the learning-rate schedule still that of the
+    whole run (so a state picked from the middle of a long run can be trained again alone).
+    """
     if not records:
         raise ConfigError("train got no records; pass at least one --data source")
     out_dir = Path(out_dir)
@@ -387,6 +393,7 @@ def train(
     total = settings.max_steps or max(1, int(settings.epochs * steps_per_epoch))
     state_path = out_dir / STATE_FILE
     step, rng_state = _resume(state_path, trainable, model, optimizer, balancer, device)
+    end = total if stop_after is None else min(total, stop_after)
     rng = random.Random(settings.seed)  # noqa: S311 -- augmentation, not security
     rng.setstate(rng_state or rng.getstate())
     batcher = _Batcher(records, tokenizer, model, settings, features)
@@ -414,7 +421,7 @@ def train(
     seen = 0
     started = time.perf_counter()
     try:
-        while step < total:
+        while step < end:
             epoch, index = divmod(step, steps_per_epoch)
             batch = sampler.epoch(epoch)[index]
             for group in optimizer.param_groups:
@@ -462,6 +469,26 @@ def train(
     if settings.lora is not None:
         model = merge_lora(trainable)  # type: ignore[arg-type]
     return model.eval()
+
+
+@torch.no_grad()
+def interpolate(start: GeoMeltModel, end: GeoMeltModel, alpha: float) -> GeoMeltModel:
+    """(1 − alpha)·start + alpha·end, weight by weight, into `end` (WiSE-FT, Wortsman et al.
+    2022): a fine-tuned model averaged with the one it started from keeps much of the
+    fine-tuning's gain and of the start's robustness. Both must share one architecture."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"interpolation alpha {alpha}: must lie in [0, 1]")
+    if start.geomelt_config != end.geomelt_config:
+        raise ConfigError(
+            f"cannot interpolate {start.geomelt_config.name!r} and {end.geomelt_config.name!r}: "
+            "the two models must have the same configuration (one must be trained from the other)"
+        )
+    # named_parameters lists a tied tensor once; state_dict would blend it twice.
+    first = dict(start.named_parameters()) | dict(start.named_buffers())
+    for name, value in [*end.named_parameters(), *end.named_buffers()]:
+        if value.is_floating_point():
+            value.lerp_(first[name].to(value.dtype), 1.0 - alpha)
+    return end.eval()
 
 
 def export(

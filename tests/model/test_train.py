@@ -56,6 +56,20 @@ def test_losses_fall_and_training_resumes(tmp_path: Path) -> None:
     assert load(path).config.vision.img_size == 32
 
 
+def test_stop_after_keeps_the_whole_runs_schedule(tmp_path: Path) -> None:
+    records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
+    settings = TrainSettings(**{**TINY, "min_lr": 0.0}, max_steps=8)
+    train(records, settings, tmp_path / "whole")
+    train(records, settings, tmp_path / "part", stop_after=3)
+    whole, part = (
+        _lines(tmp_path / "whole" / "metrics.jsonl"),
+        _lines(tmp_path / "part" / "metrics.jsonl"),
+    )
+    assert [r["step"] for r in part] == [1, 2, 3]
+    assert [r["lr"] for r in part] == [r["lr"] for r in whole[:3]]  # not a 3-step cosine
+    assert part[-1]["lr"] > 0.5 * TINY["lr"]
+
+
 def test_dwa_weights_move_after_two_periods(tmp_path: Path) -> None:
     records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
     settings = TrainSettings(**TINY, max_steps=5, balancing="dwa", dwa_period=2)
@@ -184,3 +198,31 @@ def test_train_cli_mixes_sources_and_exports(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, [*args, "--data", "scenes:/no/such/folder"])
     assert bad.exit_code != 0
     assert "does not exist" in bad.output
+
+
+def test_interpolate_blends_every_weight_once(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from geomelt.cli import main
+
+    config = get_config("tiny", img_size=32).replace(tie_word_embeddings=True)
+    paths = []
+    for seed in (0, 1):
+        paths.append(tmp_path / f"m{seed}.safetensors")
+        export(create_model(config, seed=seed), paths[-1], dtype=None)
+    a, b = load(paths[0]).model, load(paths[1]).model
+    expected = {k: 0.75 * v + 0.25 * b.state_dict()[k] for k, v in a.state_dict().items()}
+    out = tmp_path / "mix.safetensors"
+    args = ["model", "interpolate", str(paths[0]), str(paths[1]), "--alpha", "0.25"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    mixed = load(out).model
+    assert mixed.mlm_head.weight is mixed.beit3.text_embed.weight
+    for name, value in mixed.state_dict().items():  # tied text_embed blended once, not twice
+        torch.testing.assert_close(value, expected[name], atol=2e-3, rtol=2e-3)
+    other = tmp_path / "other.safetensors"
+    export(create_model(get_config("tiny", img_size=64), seed=0), other, dtype=None)
+    bad = CliRunner().invoke(
+        main, [*args[:2], str(paths[0]), str(other), "--alpha", "0.5", "--out", str(out)]
+    )
+    assert bad.exit_code != 0
+    assert "same configuration" in bad.output
