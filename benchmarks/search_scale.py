@@ -716,6 +716,10 @@ def main(argv: list[str] | None = None) -> None:
         help="comma list of the cells to run, e.g. 1.0,0.1",
     )
     args = parser.parse_args(argv)
+    wanted = [s for s in SELECTIVITIES if str(s) in args.selectivities.split(",")]
+    unknown = set(args.selectivities.split(",")) - {str(s) for s in SELECTIVITIES}
+    if unknown:
+        parser.error(f"--selectivities {', '.join(sorted(unknown))}: use some of {SELECTIVITIES}")
     dim = get_config(args.preset).embed_dim
     with database(args.database_url) as url:
         upgrade(url)
@@ -735,7 +739,6 @@ def main(argv: list[str] | None = None) -> None:
             f"{'strategy':<20} {'select':>6} {'filter':<8} {'mode':<4} {'candidates':>10} "
             f"{'recall':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  ran"
         )
-        wanted = [s for s in SELECTIVITIES if str(s) in args.selectivities.split(",")]
         results, samples = run_queries(
             engine, archive, model_id, dim, args.queries, args.exact_threshold, args.seed, wanted
         )

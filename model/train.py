@@ -283,12 +283,10 @@ class _Batcher:
             else None
         )
         caption_rows = None
-        if not self.settings.caption_class_captions:
-            caption_rows = torch.tensor(
-                [k for k, (i, _) in enumerate(batch) if not self.records[i].class_captions],
-                dtype=torch.long,
-                device=device,
-            )
+        human = [k for k, (i, _) in enumerate(batch) if not self.records[i].class_captions]
+        # None when every row captions: an index of all rows would copy the KV cache for nothing.
+        if not self.settings.caption_class_captions and len(human) < len(batch):
+            caption_rows = torch.tensor(human, dtype=torch.long, device=device)
         return _Batch(
             inputs.to(device), ids.to(device), padding.to(device), positives, caption_rows
         )
@@ -455,7 +453,7 @@ def train(
                 "bf16": autocast,
                 **weights,
             }
-            if step % settings.log_every == 0 or step == total:
+            if step % settings.log_every == 0 or step == end:
                 with metrics_path.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(record) + "\n")
             progress.update(1)
