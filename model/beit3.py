@@ -27,6 +27,7 @@ class BEiT3(nn.Module):
             config.vision.in_chans,
             d,
             stem=config.vision.stem,
+            stem_tune_from=config.vision.stem_tune_from,
         )
         self.encoder = Encoder(
             embed_dim=d,
@@ -42,11 +43,11 @@ class BEiT3(nn.Module):
     def _check_pixels(self, pixels: torch.Tensor) -> None:
         size = self.vision_embed.img_size
         if pixels.dim() == 4 and self.vision_embed.takes_features(pixels):
-            size = self.vision_embed.grid
+            size = self.vision_embed.feature_grid
         if pixels.dim() != 4 or tuple(pixels.shape[-2:]) != (size, size):
             raise ConfigError(
-                f"pixels of shape {tuple(pixels.shape)}: expected (B, 3, {size}, {size}); resize "
-                "with geomelt.model.preprocess_images first"
+                f"pixels of shape {tuple(pixels.shape)}: expected (B, 3, {size}, {size}) (or "
+                "cached stem features); resize with geomelt.model.preprocess_images first"
             )
 
     def forward(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .stem import tuned_stem_parameters
 
 __all__ = [
     "HEAD_NAMES",
@@ -71,10 +72,18 @@ class VisionConfig:
     # "patch": BEiT-3's strided conv. "efficientnet-lite0": frozen ImageNet trunk from its pip
     # package (not stored in checkpoints) + a 1×1 conv `proj` to D; patch_size must be 32.
     stem: str = "patch"
+    # Hybrid stem only: first EfficientNet-Lite0 block (0-15) that trains and is stored with the
+    # model, with every later block and the head conv; None keeps the whole trunk frozen.
+    stem_tune_from: int | None = None
 
     def __post_init__(self) -> None:
         if self.stem not in STEM_KINDS:
             raise ConfigError(f"stem {self.stem!r} is unknown; use one of {', '.join(STEM_KINDS)}")
+        if self.stem_tune_from is not None and self.stem == "patch":
+            raise ConfigError(
+                f"stem_tune_from {self.stem_tune_from} needs a hybrid stem (stem="
+                "'efficientnet-lite0'); the patch stem trains whole"
+            )
         if self.stem != "patch" and self.patch_size != HYBRID_STRIDE:
             raise ConfigError(
                 f"stem {self.stem!r} has output stride {HYBRID_STRIDE}; set patch_size="
@@ -192,7 +201,7 @@ class GeoMeltConfig:
         if self.vision.stem == "patch":
             proj = self.vision.in_chans * p * p * d + d
         else:
-            proj = HYBRID_CHANNELS * d + d
+            proj = HYBRID_CHANNELS * d + d + tuned_stem_parameters(self.vision.stem_tune_from)
         per_expert = 4 * (d * d + d) + 2 * 2 * d + (d * f + f) + (f * d + d) + 2 * f + 2 * d
         backbone = (
             v * d

@@ -20,7 +20,13 @@ class VisionEmbedding(nn.Module):
     """Patchify with a strided conv and prepend CLS; `mask_token` exists for key parity only."""
 
     def __init__(
-        self, img_size: int, patch_size: int, in_chans: int, embed_dim: int, stem: str = "patch"
+        self,
+        img_size: int,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        stem: str = "patch",
+        stem_tune_from: int | None = None,
     ):
         super().__init__()
         self.img_size = img_size
@@ -30,7 +36,7 @@ class VisionEmbedding(nn.Module):
         if stem == "patch":
             self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         else:
-            self.stem = EfficientNetLite0Stem()
+            self.stem = EfficientNetLite0Stem(tune_from=stem_tune_from)
             self.proj = nn.Conv2d(STEM_CHANNELS, embed_dim, kernel_size=1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -38,14 +44,23 @@ class VisionEmbedding(nn.Module):
     def num_position_embeddings(self) -> int:
         return self.num_patches + 1
 
+    @property
+    def feature_grid(self) -> int:
+        """Side of the cached frozen-stem feature maps this embedding accepts."""
+        if self.stem is None:
+            return self.grid
+        return self.img_size // self.stem.feature_stride
+
     def takes_features(self, x: torch.Tensor) -> bool:
-        """True for cached stem features (B, 1280, S/32, S/32) instead of pixels."""
-        return self.stem is not None and x.size(1) == STEM_CHANNELS
+        """True for cached frozen-stem features (B, C, g, g) instead of pixels."""
+        return self.stem is not None and x.size(1) == self.stem.feature_channels
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if self.stem is not None and not self.takes_features(pixels):
-            with torch.no_grad():
-                pixels = self.stem(pixels)
+        if self.stem is not None:
+            if not self.takes_features(pixels):
+                with torch.no_grad():
+                    pixels = self.stem.frozen_features(pixels)
+            pixels = self.stem.tail(pixels)
         x = self.proj(pixels.to(self.proj.weight.dtype)).flatten(2).transpose(1, 2)  # (B, N, D)
         cls = self.cls_token.expand(x.size(0), -1, -1)
         return torch.cat([cls, x], dim=1)  # (B, N+1, D)

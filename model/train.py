@@ -8,6 +8,7 @@ to `<out>/last.pt` every `checkpoint_every` steps and on exit, and resumed from 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -88,6 +89,9 @@ class TrainSettings:
     caption_class_captions: bool = False
     # bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX: ~1.9x faster here).
     mixed_precision: bool = True
+    # Hybrid stem: EfficientNet-Lite0 blocks from this index on (and its head conv) train with
+    # the transformer, in fp32 at the base lr; None keeps the stem frozen (VisionConfig field).
+    stem_tune_from: int | None = None
     lora: LoraSettings | None = None
     checkpoint_every: int = 200
     log_every: int = 10
@@ -126,7 +130,10 @@ class TrainSettings:
 def build_model(settings: TrainSettings) -> GeoMeltModel:
     """Preset + drop_path, initialised as `settings.init` says (spec §8.1)."""
     config = get_config(settings.preset, img_size=settings.img_size)
-    config = config.replace(drop_path=settings.drop_path)
+    config = config.replace(
+        drop_path=settings.drop_path,
+        vision=dataclasses.replace(config.vision, stem_tune_from=settings.stem_tune_from),
+    )
     model = create_model(config, seed=settings.seed)
     if settings.init.startswith("minilm"):
         warm_start_from_minilm(model)
@@ -135,8 +142,35 @@ def build_model(settings: TrainSettings) -> GeoMeltModel:
     return model
 
 
+def with_stem_tuned_from(model: GeoMeltModel, tune_from: int | None) -> GeoMeltModel:
+    """`model` with its stem's blocks `tune_from`.. trainable, starting from ImageNet weights.
+
+    For a stage that starts from a model trained with a frozen stem; everything else is copied.
+    """
+    vision = model.geomelt_config.vision
+    if tune_from is None or vision.stem_tune_from == tune_from:
+        return model
+    if vision.stem_tune_from is not None:
+        raise ConfigError(
+            f"the model's stem already tunes from block {vision.stem_tune_from}; set "
+            f"stem_tune_from to that (or null) instead of {tune_from}"
+        )
+    config = model.geomelt_config.replace(
+        vision=dataclasses.replace(vision, stem_tune_from=tune_from)
+    )
+    tuned = create_model(config)
+    missing, unexpected = tuned.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(".stem." not in key for key in missing):
+        raise ConfigError(f"cannot carry the model over to a tuned stem: {missing + unexpected}")
+    tuned.tie_weights()
+    return tuned
+
+
 class FeatureStore:
-    """Frozen-stem feature maps (1280, g, g) per image, cached as fp16 files by path+size."""
+    """Frozen-stem feature maps (C, g, g) per image, cached as fp16 files by path+size.
+
+    C = 1280 for a frozen stem; with a tuned tail, the maps before its first block.
+    """
 
     def __init__(self, model: GeoMeltModel, cache_dir: Path, *, batch_size: int = 32):
         stem = model.beit3.vision_embed.stem
@@ -147,7 +181,10 @@ class FeatureStore:
             )
         self.stem = stem
         self.img_size = model.geomelt_config.vision.img_size
-        self.cache_dir = Path(cache_dir) / f"s{self.img_size}"
+        tune_from = stem.tune_from
+        self.cache_dir = Path(cache_dir) / (
+            f"s{self.img_size}" if tune_from is None else f"s{self.img_size}-b{tune_from}"
+        )
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
 
@@ -158,7 +195,7 @@ class FeatureStore:
 
     @torch.no_grad()
     def load(self, paths: Sequence[Path]) -> torch.Tensor:
-        """(N, 1280, g, g) float16 for `paths`, computing and caching what is missing."""
+        """(N, C, g, g) float16 for `paths`, computing and caching what is missing."""
         missing = [p for p in dict.fromkeys(paths) if not self.file_for(p).is_file()]
         device = self.stem.stem_w.device
         for start in range(0, len(missing), self.batch_size):
@@ -168,7 +205,7 @@ class FeatureStore:
                 self.img_size,
                 device=device,
             )
-            features = self.stem(pixels).half().cpu()
+            features = self.stem.frozen_features(pixels).half().cpu()
             for p, f in zip(chunk, features, strict=True):
                 torch.save(f.clone(), self.file_for(p))
             logger.info("cached stem features %d/%d", start + len(chunk), len(missing))
@@ -189,7 +226,9 @@ def _param_groups(
         warm = settings.init.startswith("minilm") and (
             ".B." in name or "text_embed" in name or name.endswith(".B.weight")
         )
-        fast = not warm and settings.init != "scratch"
+        # The tuned stem tail starts from ImageNet weights: base lr, like the MiniLM parts.
+        pretrained = warm or ".stem." in name
+        fast = not pretrained and settings.init != "scratch"
         groups.setdefault((no_decay, fast), []).append(param)
     result = [
         {
@@ -233,7 +272,7 @@ def _balancer_weights(balancer: Any) -> dict[str, float]:
 
 
 class _Batch(NamedTuple):
-    inputs: torch.Tensor  # pixels (B, 3, S, S) or stem features (B, 1280, g, g)
+    inputs: torch.Tensor  # pixels (B, 3, S, S) or frozen-stem features (B, C, g, g)
     ids: torch.Tensor
     padding: torch.Tensor
     positives: torch.Tensor | None  # (B, B) matching pairs for ITC
@@ -372,7 +411,10 @@ def train(
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
     torch.manual_seed(settings.seed)
-    model = init_checkpoint if init_checkpoint is not None else build_model(settings)
+    if init_checkpoint is not None:
+        model = with_stem_tuned_from(init_checkpoint, settings.stem_tune_from)
+    else:
+        model = build_model(settings)
     model = model.to(device)
     tokenizer = load_tokenizer(model.geomelt_config.text.tokenizer)
     features = None

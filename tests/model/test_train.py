@@ -1,5 +1,6 @@
 """Training loop on the tiny preset: losses fall, resume continues, the shared-pass losses
-equal the two-pass ones, hybrid stem + tied weights round-trip through a file."""
+equal the two-pass ones, hybrid stem + tied weights round-trip through a file, a tuned stem
+tail trains and is stored."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from geomelt.model import create_model, get_config, load, load_tokenizer
-from geomelt.model.config import VisionConfig
+from geomelt.model import ConfigError, create_model, get_config, load, load_tokenizer
+from geomelt.model.config import GeoMeltConfig, VisionConfig
 from geomelt.model.data import load_karpathy
-from geomelt.model.train import TrainSettings, export, train
+from geomelt.model.image import preprocess_images
+from geomelt.model.train import TrainSettings, export, train, with_stem_tuned_from
 from geomelt.model.training import task_losses, task_losses_shared
 from toy_data import karpathy_dataset
 
@@ -226,3 +228,71 @@ def test_interpolate_blends_every_weight_once(tmp_path: Path) -> None:
     )
     assert bad.exit_code != 0
     assert "same configuration" in bad.output
+
+
+HYBRID_TINY = {
+    **TINY,
+    "img_size": 64,
+    "batch_size": 2,
+    "mixed_precision": True,  # the tuned tail must stay fp32 under autocast
+}
+
+
+def _tiny_hybrid(tune_from: int | None) -> GeoMeltConfig:
+    return get_config("tiny").replace(
+        vision=VisionConfig(
+            img_size=64, patch_size=32, stem="efficientnet-lite0", stem_tune_from=tune_from
+        ),
+        tie_word_embeddings=True,
+    )
+
+
+def test_tuned_stem_tail_is_stored_and_starts_from_imagenet(tmp_path: Path) -> None:
+    frozen = create_model(_tiny_hybrid(None), seed=0).eval()
+    tuned = with_stem_tuned_from(frozen, 11).eval()
+    stem = tuned.beit3.vision_embed.stem
+    stored = [k for k in tuned.state_dict() if ".stem." in k]
+    assert stored
+    assert {k.split(".")[-1].split("_")[0] for k in stored} == {
+        "b11",
+        "b12",
+        "b13",
+        "b14",
+        "b15",
+        "head",
+    }
+    assert tuned.parameter_count() == tuned.geomelt_config.parameter_counts()["total"]
+    pixels = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
+    x = preprocess_images(pixels, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(tuned.encode_images(x), frozen.encode_images(x))
+        features = stem.frozen_features(x)
+        assert features.shape[1] == stem.feature_channels == 112
+        # Cached frozen features give what pixels give.
+        torch.testing.assert_close(tuned.encode_images(features), tuned.encode_images(x))
+        stem.b12_dw_w.mul_(1.5)  # as training would change it
+        expected = tuned.encode_images(x)
+    path = tmp_path / "t.safetensors"
+    export(tuned, path, dtype=None)
+    loaded = load(path)  # fills the frozen prefix from the package, keeps the stored tail
+    assert loaded.config.vision.stem_tune_from == 11
+    torch.testing.assert_close(loaded.encode_images(pixels), expected)
+    with pytest.raises(ConfigError, match="already tunes from block 11"):
+        with_stem_tuned_from(tuned, 12)
+    with pytest.raises(ConfigError, match="needs a hybrid stem"):
+        VisionConfig(stem_tune_from=11)
+
+
+def test_training_tunes_the_stem_tail_only(tmp_path: Path) -> None:
+    records = load_karpathy(karpathy_dataset(tmp_path / "data"), ["train"])
+    start = create_model(_tiny_hybrid(None), seed=0)
+    settings = TrainSettings(**HYBRID_TINY, max_steps=2, stem_tune_from=14)
+    model = train(records, settings, tmp_path / "run", feature_cache=tmp_path / "cache",
+                  init_checkpoint=start)  # fmt: skip
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["s64-b14"]
+    reference = with_stem_tuned_from(create_model(_tiny_hybrid(None), seed=0), 14)
+    trained, initial = model.beit3.vision_embed.stem, reference.beit3.vision_embed.stem
+    assert trained.b14_dw_w.dtype == torch.float32
+    assert not torch.equal(trained.b14_dw_w, initial.b14_dw_w)  # the tail learned
+    assert not torch.equal(trained.head_w, initial.head_w)
+    torch.testing.assert_close(trained.b13_dw_w, initial.b13_dw_w, rtol=0, atol=0)  # frozen
