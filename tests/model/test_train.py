@@ -4,6 +4,7 @@ tail trains and is stored."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from pathlib import Path
@@ -14,7 +15,13 @@ from geomelt.model import ConfigError, create_model, get_config, load, load_toke
 from geomelt.model.config import GeoMeltConfig, VisionConfig
 from geomelt.model.data import load_karpathy
 from geomelt.model.image import preprocess_images
-from geomelt.model.train import TrainSettings, export, train, with_stem_tuned_from
+from geomelt.model.train import (
+    TrainSettings,
+    export,
+    interpolate,
+    train,
+    with_stem_tuned_from,
+)
 from geomelt.model.training import task_losses, task_losses_shared
 from toy_data import karpathy_dataset
 
@@ -281,6 +288,12 @@ def test_tuned_stem_tail_is_stored_and_starts_from_imagenet(tmp_path: Path) -> N
         with_stem_tuned_from(tuned, 12)
     with pytest.raises(ConfigError, match="needs a hybrid stem"):
         VisionConfig(stem_tune_from=11)
+    # A frozen-stem start blends with a tuned end as if its tail were ImageNet's.
+    halfway = interpolate(frozen, copy.deepcopy(tuned), 0.5)
+    imagenet = with_stem_tuned_from(frozen, 11).beit3.vision_embed.stem.b12_dw_w
+    torch.testing.assert_close(
+        halfway.beit3.vision_embed.stem.b12_dw_w, (imagenet + stem.b12_dw_w) / 2
+    )
 
 
 def test_training_tunes_the_stem_tail_only(tmp_path: Path) -> None:
