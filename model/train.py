@@ -349,6 +349,31 @@ def _random_resized_crop(x: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return F.interpolate(crop, size=(size, size), mode="bicubic", align_corners=False)[0]
 
 
+class _BatchStream:
+    """The sampler's epochs as one stream of batches indexed by step.
+
+    Epochs differ in length (fractional weights draw a record a random number of times), so a
+    step is found by walking the epochs, not by divmod with the first epoch's length.
+    """
+
+    def __init__(self, sampler: UniqueImageBatchSampler):
+        self.sampler = sampler
+        self._rewind()
+
+    def _rewind(self) -> None:
+        self.epoch, self.first_step = 0, 0
+        self.batches = self.sampler.epoch(0)
+
+    def __getitem__(self, step: int) -> list[tuple[int, int]]:
+        if step < self.first_step:
+            self._rewind()
+        while step >= self.first_step + len(self.batches):
+            self.first_step += len(self.batches)
+            self.epoch += 1
+            self.batches = self.sampler.epoch(self.epoch)
+        return self.batches[step - self.first_step]
+
+
 def _steps_per_epoch(sampler: UniqueImageBatchSampler, count: int) -> int:
     steps = len(sampler.epoch(0))
     if steps == 0:
@@ -437,6 +462,7 @@ def train(
     rng = random.Random(settings.seed)  # noqa: S311 -- augmentation, not security
     rng.setstate(rng_state or rng.getstate())
     batcher = _Batcher(records, tokenizer, model, settings, features)
+    stream = _BatchStream(sampler)
     autocast = settings.mixed_precision and _has_bf16(device)
     metrics_path = out_dir / METRICS_FILE
     (out_dir / "train_settings.json").write_text(
@@ -462,8 +488,7 @@ def train(
     started = time.perf_counter()
     try:
         while step < end:
-            epoch, index = divmod(step, steps_per_epoch)
-            batch = sampler.epoch(epoch)[index]
+            batch = stream[step]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, settings) * group["lr_scale"]
             b = batcher(batch, rng, device)

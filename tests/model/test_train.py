@@ -13,10 +13,11 @@ import pytest
 import torch
 from geomelt.model import ConfigError, create_model, get_config, load, load_tokenizer
 from geomelt.model.config import GeoMeltConfig, VisionConfig
-from geomelt.model.data import load_karpathy
+from geomelt.model.data import ImageRecord, UniqueImageBatchSampler, load_karpathy
 from geomelt.model.image import preprocess_images
 from geomelt.model.train import (
     TrainSettings,
+    _BatchStream,
     export,
     interpolate,
     train,
@@ -309,3 +310,16 @@ def test_training_tunes_the_stem_tail_only(tmp_path: Path) -> None:
     assert not torch.equal(trained.b14_dw_w, initial.b14_dw_w)  # the tail learned
     assert not torch.equal(trained.head_w, initial.head_w)
     torch.testing.assert_close(trained.b13_dw_w, initial.b13_dw_w, rtol=0, atol=0)  # frozen
+
+
+def test_batch_stream_crosses_epochs_of_different_lengths() -> None:
+    # Weight 1.5 draws a record once or twice at random, so epochs differ in length; a run
+    # once indexed epoch 1 with epoch 0's length and stopped with an IndexError.
+    records = [ImageRecord(Path(f"{i}.jpg"), ("a", "b"), "toy", weight=1.5) for i in range(40)]
+    sampler = UniqueImageBatchSampler(records, 8, seed=0)
+    epochs = [sampler.epoch(e) for e in range(6)]
+    assert len({len(e) for e in epochs}) > 1
+    expected = [batch for epoch in epochs for batch in epoch]
+    stream = _BatchStream(sampler)
+    assert [stream[step] for step in range(len(expected))] == expected
+    assert stream[3] == expected[3]  # a resumed run may go back
