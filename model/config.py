@@ -72,7 +72,7 @@ class VisionConfig:
     # "patch": BEiT-3's strided conv. "efficientnet-lite0": frozen ImageNet trunk from its pip
     # package (not stored in checkpoints) + a 1×1 conv `proj` to D; patch_size must be 32.
     stem: str = "patch"
-    # Hybrid stem only: first EfficientNet-Lite0 block (0-15) that trains and is stored with the
+    # Hybrid stem only: first EfficientNet-Lite0 block (1-16) that trains and is stored with the
     # model, with every later block and the head conv; None keeps the whole trunk frozen.
     stem_tune_from: int | None = None
 

@@ -105,8 +105,8 @@ class EfficientNetLite0Stem(nn.Module):
         self.specs = _block_specs()
         if tune_from is not None and not 0 < tune_from <= len(self.specs):
             raise ConfigError(
-                f"stem tune_from {tune_from}: use a block index 1..{len(self.specs)} (the first "
-                "MBConv block that trains; blocks 11.. are the last two stages), or None"
+                f"stem tune_from {tune_from}: use 1..{len(self.specs)} (the first "
+                "MBConv block that trains; 11: the last two stages, 16: the head conv only) or None"
             )
         self.tune_from = tune_from
         first_tuned = len(self.specs) if tune_from is None else tune_from
@@ -121,7 +121,7 @@ class EfficientNetLite0Stem(nn.Module):
         self._add("head", (STEM_CHANNELS, 320, 1, 1), tuned=tune_from is not None)
         self.first_tuned = first_tuned
         # Channels of what `frozen_features` returns (and what the feature cache holds).
-        self.feature_channels = STEM_CHANNELS if tune_from is None else self.specs[tune_from][3]
+        self.feature_channels = STEM_CHANNELS if tune_from is None else self.specs[tune_from - 1][4]
         self.feature_stride = 2 * math.prod(spec[1] for spec in self.specs[:first_tuned])
 
     def _add(self, name: str, shape: tuple[int, ...], *, tuned: bool) -> None:

@@ -15,6 +15,7 @@ from geomelt.model import ConfigError, create_model, get_config, load, load_toke
 from geomelt.model.config import GeoMeltConfig, VisionConfig
 from geomelt.model.data import ImageRecord, UniqueImageBatchSampler, load_karpathy
 from geomelt.model.image import preprocess_images
+from geomelt.model.stem import EfficientNetLite0Stem
 from geomelt.model.train import (
     TrainSettings,
     _BatchStream,
@@ -289,6 +290,9 @@ def test_tuned_stem_tail_is_stored_and_starts_from_imagenet(tmp_path: Path) -> N
         with_stem_tuned_from(tuned, 12)
     with pytest.raises(ConfigError, match="needs a hybrid stem"):
         VisionConfig(stem_tune_from=11)
+    assert EfficientNetLite0Stem(tune_from=16).feature_channels == 320  # head conv only
+    with pytest.raises(ConfigError, match=r"use 1\.\.16"):
+        EfficientNetLite0Stem(tune_from=0)
     # A frozen-stem start blends with a tuned end as if its tail were ImageNet's.
     halfway = interpolate(frozen, copy.deepcopy(tuned), 0.5)
     imagenet = with_stem_tuned_from(frozen, 11).beit3.vision_embed.stem.b12_dw_w
