@@ -67,15 +67,8 @@ def _block_specs() -> list[tuple[int, int, int, int, int]]:
 
 def tuned_stem_parameters(tune_from: int | None) -> int:
     """Parameters stored for blocks `tune_from`.. and the head conv (0 when nothing tunes)."""
-    if tune_from is None:
-        return 0
-    count = STEM_CHANNELS * 320 + STEM_CHANNELS
-    for kernel, _, expand, c_in, c_out in _block_specs()[tune_from:]:
-        hidden = c_in * expand
-        if expand != 1:
-            count += hidden * c_in + hidden
-        count += hidden * kernel * kernel + hidden + c_out * hidden + c_out
-    return count
+    with torch.device("meta"):  # shapes only: no memory, no weights read
+        return sum(p.numel() for p in EfficientNetLite0Stem(tune_from).parameters())
 
 
 def _same_pad(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -113,7 +106,7 @@ class EfficientNetLite0Stem(nn.Module):
         self._add("stem", (32, 3, 3, 3), tuned=False)
         for i, (kernel, _, expand, c_in, c_out) in enumerate(self.specs):
             hidden = c_in * expand
-            tuned = tune_from is not None and i >= first_tuned
+            tuned = i >= first_tuned
             if expand != 1:
                 self._add(f"b{i}_expand", (hidden, c_in, 1, 1), tuned=tuned)
             self._add(f"b{i}_dw", (hidden, 1, kernel, kernel), tuned=tuned)
