@@ -143,17 +143,19 @@ def build_model(settings: TrainSettings) -> GeoMeltModel:
 
 
 def with_stem_tuned_from(model: GeoMeltModel, tune_from: int | None) -> GeoMeltModel:
-    """`model` with its stem's blocks `tune_from`.. trainable, starting from ImageNet weights.
+    """`model` with its stem's blocks `tune_from`.. trainable.
 
-    For a stage that starts from a model trained with a frozen stem; everything else is copied.
+    For a stage that starts from a model trained with a frozen stem, or with fewer blocks tuned:
+    blocks the model did not tune start from ImageNet weights, everything else is copied.
     """
     vision = model.geomelt_config.vision
     if tune_from is None or vision.stem_tune_from == tune_from:
         return model
-    if vision.stem_tune_from is not None:
+    if vision.stem_tune_from is not None and tune_from > vision.stem_tune_from:
+        # Freezing tuned blocks again would silently drop what they learned.
         raise ConfigError(
             f"the model's stem already tunes from block {vision.stem_tune_from}; set "
-            f"stem_tune_from to that (or null) instead of {tune_from}"
+            f"stem_tune_from to {vision.stem_tune_from} or lower (or null) instead of {tune_from}"
         )
     config = model.geomelt_config.replace(
         vision=dataclasses.replace(vision, stem_tune_from=tune_from)

@@ -288,6 +288,13 @@ def test_tuned_stem_tail_is_stored_and_starts_from_imagenet(tmp_path: Path) -> N
     torch.testing.assert_close(loaded.encode_images(pixels), expected)
     with pytest.raises(ConfigError, match="already tunes from block 11"):
         with_stem_tuned_from(tuned, 12)
+    # Tuning deeper keeps the learned blocks and starts the newly tuned ones from ImageNet.
+    deeper = with_stem_tuned_from(tuned, 8).beit3.vision_embed.stem
+    torch.testing.assert_close(deeper.b12_dw_w, stem.b12_dw_w, rtol=0, atol=0)
+    torch.testing.assert_close(
+        deeper.b9_dw_w, with_stem_tuned_from(frozen, 8).beit3.vision_embed.stem.b9_dw_w
+    )
+    assert deeper.feature_channels == 80
     with pytest.raises(ConfigError, match="needs a hybrid stem"):
         VisionConfig(stem_tune_from=11)
     assert EfficientNetLite0Stem(tune_from=16).feature_channels == 320  # head conv only
