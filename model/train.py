@@ -542,8 +542,8 @@ def train(
 def interpolate(start: GeoMeltModel, end: GeoMeltModel, alpha: float) -> GeoMeltModel:
     """(1 − alpha)·start + alpha·end, weight by weight, into `end` (WiSE-FT, Wortsman et al.
     2022): a fine-tuned model averaged with the one it started from keeps much of the
-    fine-tuning's gain and of the start's robustness. Both must share one architecture; a
-    start with a frozen stem counts as one whose tuned stem tail is still ImageNet's."""
+    fine-tuning's gain and of the start's robustness. Both must share one architecture; stem
+    blocks the start kept frozen count as still ImageNet's."""
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"interpolation alpha {alpha}: must lie in [0, 1]")
     start = with_stem_tuned_from(start, end.geomelt_config.vision.stem_tune_from)
