@@ -9,7 +9,7 @@ mkdir -p "$out"
 cat > "$out/config.json" <<JSON
 {"preset": "small-hybrid", "img_size": 384, "init": "minilm+copy", "epochs": 30,
  "batch_size": 256, "lr": 1e-4, "head_lr_scale": 5.0, "drop_path": 0.1,
- "balancing": "dwa", "dwa_period": 50, "checkpoint_every": 200}
+ "balancing": "dwa", "dwa_period": 50, "stem_tune_from": 8, "checkpoint_every": 200}
 JSON
 geomelt model train --config "$out/config.json" --device cuda \
   --data "$data/captions/ucm/dataset_ucm.json@2" \
