@@ -123,7 +123,8 @@ class GeoMelt:
     ) -> list[str]:
         """One caption per image; beams=1 is greedy decoding.
 
-        `no_repeats`: no word piece twice in a row and no bigram twice (decoding.RepetitionGuard).
+        `no_repeats`: no word piece twice in a row (nor across a hyphen) and no bigram twice
+        (decoding.RepetitionGuard).
         """
         return caption_texts(
             self.model,

@@ -78,13 +78,16 @@ class RepetitionGuard:
     """A StepModel wrapper that forbids a token right after itself and any bigram twice.
 
     Under-trained captioners loop ("parking parking parking lot lot"); human captions almost
-    never repeat a word back to back or a two-word phrase. Banned tokens get DEAD_BEAM as their
-    log-prob, so every search still has candidates. It follows each row's tokens through
-    `step` (appended) and `reorder` (beams swapped), the only ways a search changes them.
+    never repeat a word back to back or a two-word phrase. A token is also forbidden right after
+    one of `joiners` that follows it: a hyphen between two equal words ("blue - blue waters")
+    is the same loop. Banned tokens get DEAD_BEAM as their log-prob, so every search still has
+    candidates. It follows each row's tokens through `step` (appended) and `reorder` (beams
+    swapped), the only ways a search changes them.
     """
 
-    def __init__(self, inner: StepModel) -> None:
+    def __init__(self, inner: StepModel, joiners: frozenset[int] = frozenset()) -> None:
         self.inner = inner
+        self.joiners = joiners
         self.history: list[list[int]] = []
 
     def _guard(self, log_probs: torch.Tensor) -> torch.Tensor:
@@ -94,6 +97,8 @@ class RepetitionGuard:
                 continue
             last = tokens[-1]
             banned = {last} | {b for a, b in itertools.pairwise(tokens) if a == last}
+            if last in self.joiners and len(tokens) >= 2:
+                banned.add(tokens[-2])
             rows += [row] * len(banned)
             cols += sorted(banned)
         if rows:
@@ -274,7 +279,8 @@ def caption_texts(
     spec = tokenizer.spec
     stepper: StepModel = ModelStepper(model, pixels, bos_id=spec.bos_id, mask_id=spec.mask_id)
     if no_repeats:
-        stepper = RepetitionGuard(stepper)
+        (hyphen,) = tokenizer.pieces(["-"])
+        stepper = RepetitionGuard(stepper, joiners=frozenset(hyphen))
     if beams == 1:
         tokens = greedy_search(stepper, pixels.size(0), eos_id=spec.eos_id, max_len=max_len)
     else:

@@ -200,3 +200,15 @@ def test_repetition_guard_breaks_loops_in_greedy_and_beam_search() -> None:
     for hypothesis in beam_search(RepetitionGuard(stub), 2, beams=3, eos_id=EOS, max_len=12):
         assert len(hypothesis.tokens) >= 3
         assert _repeats(hypothesis.tokens) == (0, 0)
+
+
+def test_repetition_guard_forbids_a_word_repeated_across_a_joiner() -> None:
+    # Token 3 is the joiner: after 1 comes 3, after 3 the best token is 1 again ("blue - blue"),
+    # the second best 2, after which EOS.
+    table = torch.full((6, 6), -4.0)
+    table[0, 1] = table[1, 3] = table[3, 1] = table[2, EOS] = 3.0
+    table[3, 2] = 2.0
+    unaware = greedy_search(RepetitionGuard(MarkovStub(table)), 1, eos_id=EOS, max_len=12)[0]
+    assert unaware[:3] == [1, 3, 1]
+    guard = RepetitionGuard(MarkovStub(table), joiners=frozenset({3}))
+    assert greedy_search(guard, 1, eos_id=EOS, max_len=12)[0] == [1, 3, 2]
