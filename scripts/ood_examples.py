@@ -3,36 +3,53 @@
     python scripts/ood_examples.py --model geomelt-small \
         ../shared/data/geo/s2_demmin_20230603_10m_b04b03b02b08_4326.tif ...
 
-Reads the top row of 224 px chips (bands 1-3, or band 1 as grey) and maps them to uint8 RGB
-with the workers' fixed radiometry, so the model sees what ingestion would give it.
+Each file goes through what `geomelt demo` / `ingest` do with a local folder (STAC item from
+`build_local_items`, RGB bands and nodata mask from `open_scene`, fixed radiometry), so the model
+sees the chips ingestion would give it; the top row of 224 px chips is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import rasterio
 from geomelt.model.api import load
-from geomelt.model.data import class_prompt_name
-from geomelt.workers.radiometry import choose_radiometry, to_uint8_rgb
+from geomelt.model.data import class_prompt_name, load_scenes
+from geomelt.workers.local import build_local_items
+from geomelt.workers.radiometry import to_uint8_rgb
+from geomelt.workers.read import open_scene
 
 CHIP = 224
 
 
-def top_row_chips(path: Path, most: int) -> list[np.ndarray]:
-    with rasterio.open(path) as src:
-        bands = [1, 2, 3] if src.count >= 3 else [1]
-        radiometry = choose_radiometry(src.dtypes[0])
-        chips = []
-        for col in range(min(most, src.width // CHIP)):
-            window = rasterio.windows.Window(col * CHIP, 0, CHIP, CHIP)
-            data = src.read(bands, window=window, masked=True).astype("float32").filled(np.nan)
-            chips.append(to_uint8_rgb(data, radiometry)[0])
-    return chips
+def local_items(files: list[Path], served: Path) -> dict[Path, dict[str, Any]]:
+    """The STAC item of each file, built per folder (so its manifest.json band names count)."""
+    items = {}
+    for folder in sorted({path.parent for path in files}):
+        catalog = build_local_items(
+            folder, served, str(served), collection="ood", updated=dt.datetime.now(dt.UTC)
+        )
+        by_id = {item["id"]: item for item in catalog.items}
+        skipped = {s.path.name: s.reason for s in catalog.skipped}
+        for path in (p for p in files if p.parent == folder):
+            if path.stem not in by_id:
+                reason = skipped.get(path.name, "not a GeoTIFF")
+                raise SystemExit(f"{path}: cannot be ingested ({reason})")
+            items[path] = by_id[path.stem]
+    return items
+
+
+def top_row_chips(item: dict[str, Any], most: int) -> list[np.ndarray]:
+    with open_scene(item, (), None) as raster:
+        strip = raster.read_rows(0, min(CHIP, raster.height_px))
+        columns = range(0, min(most, raster.width_px // CHIP) * CHIP, CHIP)
+        return [to_uint8_rgb(strip[:, :, x : x + CHIP], raster.radiometry)[0] for x in columns]
 
 
 def main() -> None:
@@ -49,17 +66,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     geomelt = load(args.model)
-    folders = [sub for scenes in args.scenes for sub in scenes.iterdir() if sub.is_dir()]
-    labels = sorted({class_prompt_name(folder.name) for folder in folders})
+    records = [r for scenes in args.scenes for r in load_scenes(scenes, "all")]
+    labels = sorted({class_prompt_name(r.label) for r in records if r.label is not None})
     rows = []
-    for path in args.files:
-        chips = top_row_chips(path, args.chips)
-        pixels = np.stack(chips)
-        rows.append({
-            "file": path.name,
-            "captions": geomelt.caption(pixels),
-            "zero_shot": geomelt.zero_shot(pixels, labels).labels,
-        })  # fmt: skip
+    with tempfile.TemporaryDirectory() as served:
+        for path, item in local_items(args.files, Path(served)).items():
+            pixels = np.stack(top_row_chips(item, args.chips))
+            rows.append({
+                "file": path.name,
+                "captions": geomelt.caption(pixels),
+                "zero_shot": geomelt.zero_shot(pixels, labels).labels,
+            })  # fmt: skip
     result = {"model": geomelt.version, "labels": len(labels), "rows": rows}
     sys.stdout.write(json.dumps(result, indent=1) + "\n")
 
