@@ -162,7 +162,12 @@ class Model(Base):
 
 
 class Chip(Base):
-    """One grid cell of a scene, captioned and embedded by one model version."""
+    """One ground-grid cell as seen by one scene, captioned and embedded by one model version.
+
+    `row`/`col` are the cell's row and column in its ground grid and `cell_id` names the cell
+    (workers/grid.py, docs/GRID.md): chips of every acquisition of the same ground share it.
+    NULL for chips cut on a scene's own grid before migration 0005 (re-chipped by the workers).
+    """
 
     __tablename__ = "chips"
 
@@ -180,7 +185,9 @@ class Chip(Base):
         TSVECTOR, Computed("to_tsvector('english', coalesce(caption, ''))", persisted=True)
     )
     embedding: Mapped[Any] = mapped_column(HALFVEC())
-    # Pixel window in the source raster (its own CRS and resolution).
+    cell_id: Mapped[str | None] = mapped_column(Text)
+    # Pixel window in the raster the scene was read as (its `geomelt:read` grid: since 0005 the
+    # ground-grid area in UTM at the target GSD); always a whole cell, nodata-padded.
     window_x_px: Mapped[int] = mapped_column(Integer)
     window_y_px: Mapped[int] = mapped_column(Integer)
     window_width_px: Mapped[int] = mapped_column(Integer)
@@ -198,6 +205,8 @@ class Chip(Base):
         Index(None, "datetime"),
         Index(None, "model_id"),
         Index(None, "caption_tsv", postgresql_using="gin"),
+        # Change search and cell timelines: the chips of a cell in date order.
+        Index(None, "model_id", "cell_id", "datetime"),
         CheckConstraint("valid_fraction BETWEEN 0 AND 1", name="valid_fraction_range"),
     )
 

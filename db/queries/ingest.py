@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from ..errors import Conflict
@@ -23,6 +23,7 @@ __all__ = [
     "SceneRecord",
     "box_text",
     "polygon_text",
+    "prune_scene_chips",
     "upsert_chips",
     "upsert_scene",
 ]
@@ -78,6 +79,8 @@ class ChipRecord:
     mean_brightness: float | None = None
     thumbnail: bytes | None = None
     thumbnail_media_type: str | None = None
+    # The ground-grid cell (workers/grid.py); None only for chips cut on a scene's own grid.
+    cell_id: str | None = None
 
 
 def upsert_scene(connection: Connection, scene: SceneRecord) -> tuple[int, bool]:
@@ -152,6 +155,7 @@ def upsert_chips(connection: Connection, chips: Sequence[ChipRecord]) -> int:
         "thumbnail_media_type",
         "valid_fraction",
         "mean_brightness",
+        "cell_id",
     ]
     statement = statement.on_conflict_do_update(
         index_elements=["scene_id", "row", "col", "model_id"],
@@ -200,4 +204,19 @@ def _chip_row(chip: ChipRecord) -> dict[str, Any]:
         "thumbnail_media_type": chip.thumbnail_media_type,
         "valid_fraction": chip.valid_fraction,
         "mean_brightness": chip.mean_brightness,
+        "cell_id": chip.cell_id,
     }
+
+
+def prune_scene_chips(
+    connection: Connection, *, scene_id: int, model_id: int, kept_cells: Sequence[str]
+) -> int:
+    """Delete the scene's chips of this model that are not in `kept_cells`: chips of the scene's
+    own grid from before the ground grid (NULL cell), and cells a re-run no longer keeps (new
+    chip settings, a changed item). Returns the number deleted."""
+    statement = delete(Chip).where(
+        Chip.scene_id == scene_id,
+        Chip.model_id == model_id,
+        or_(Chip.cell_id.is_(None), Chip.cell_id.not_in(list(kept_cells))),
+    )
+    return int(connection.execute(statement).rowcount)
