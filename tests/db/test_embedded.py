@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import psutil
 import psycopg
 import pytest
 from geomelt.db import DataDirError, EmbeddedPostgres
+from geomelt.db.embedded import _bin_dir
 
 # A process that starts (or attaches to) the server, runs SQL, says "ready" and waits.
 HOLDER = """
@@ -166,3 +168,80 @@ def test_foreign_files_in_pgdata_are_never_touched(server_dir: Path) -> None:
     with pytest.raises(DataDirError, match="not a PostgreSQL cluster"):
         EmbeddedPostgres(server_dir).start()
     assert precious.read_text() == "not a database"
+
+
+def _connect_without_password(port: int) -> None:
+    # PGPASSWORD / a ~/.pgpass must not supply what this check is about.
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{port}/postgres", passfile="/nonexistent", password=""
+    ):
+        pass
+
+
+def test_connections_without_the_password_are_refused(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
+        assert server.port is not None
+        password_file = server_dir / "password"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert password_file.stat().st_uid == os.geteuid()
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            _connect_without_password(server.port)
+        # The URL handed to the rest of the product carries the password and works.
+        assert _query(server, "SELECT current_user") == [("postgres",)]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS user needs root")
+def test_another_local_user_is_refused(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
+        psql = Path(_bin_dir()) / "psql"
+        as_nobody = ["runuser", "-u", "nobody", "--"]
+        target = ["-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "-d", "postgres"]
+        connect = subprocess.run(
+            [*as_nobody, str(psql), "-w", *target, "-c", "SELECT 1"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert connect.returncode != 0
+        assert "password" in connect.stderr
+        steal = subprocess.run(
+            [*as_nobody, "cat", str(server_dir / "password")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert steal.returncode != 0
+        assert "Permission denied" in steal.stderr
+
+
+def test_cluster_of_an_older_version_that_trusted_everyone_is_secured(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
+        with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept AS SELECT 5 AS answer")
+        postmaster = _postmaster_pid(server_dir)
+    _wait_gone(postmaster)
+    # What older versions left: no password file, every connection trusted.
+    (server_dir / "password").unlink()
+    hba = server_dir / "pgdata" / "pg_hba.conf"
+    hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+
+    with EmbeddedPostgres(server_dir) as server:
+        assert server.port is not None
+        assert _query(server, "SELECT answer FROM kept") == [(5,)]
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            _connect_without_password(server.port)
+    assert "trust" not in hba.read_text().replace("# ", "")
+    assert stat.S_IMODE((server_dir / "password").stat().st_mode) == 0o600
+
+
+def test_restarted_server_keeps_its_port(server_dir: Path) -> None:
+    with EmbeddedPostgres(server_dir) as server:
+        first_port = server.port
+        postmaster = _postmaster_pid(server_dir)
+        os.kill(postmaster, signal.SIGKILL)
+        _wait_gone(postmaster)
+        # The next command, while this process still holds its claim, starts it again on the
+        # same port: connections made from the old URL work again.
+        with EmbeddedPostgres(server_dir) as again:
+            assert again.port == first_port
+            assert _query(server, "SELECT 1") == [(1,)]
