@@ -20,6 +20,7 @@ from .controllers import (
     SearchController,
     SourcesController,
 )
+from .controllers.change import CellsController, ChangesController
 from .controllers.web import WebController, web_routers
 from .errors import exception_handlers
 from .service import SearchService
@@ -47,6 +48,8 @@ def create_app(deps: AppDeps) -> Litestar:
             RootController,
             CollectionsController,
             SearchController,
+            ChangesController,
+            CellsController,
             SourcesController,
             AdminController,
             WebController,

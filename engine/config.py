@@ -35,6 +35,9 @@ class EngineConfig:
     max_upload_bytes: int = 10_000_000
     max_image_pixels: int = 50_000_000
     reads_require_key: bool = False
+    # Whether sources registered over HTTP may point at loopback, link-local or private hosts
+    # (off: a write key must not make this server fetch its own network; geomelt.db.sources).
+    allow_private_sources: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

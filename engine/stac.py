@@ -52,6 +52,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     SEMANTIC_SEARCH,
     f"{SEMANTIC_SEARCH}#similar-to",
+    # /changes and /cells/{cell_id}: change search over ground-grid cells (engine/change.py).
+    f"{SEMANTIC_SEARCH}#change-search",
 ]
 
 # Properties copied from the source item when present.
