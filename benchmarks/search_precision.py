@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
-from geomelt.db.queries.admin import create_source
+from geomelt.db.sources import create_source
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
 from geomelt.workers.pipeline import register_geomelt
@@ -77,7 +77,9 @@ def _ingest(
         model_id = register_geomelt(connection, model)
         source = create_source(
             connection,
-            {"name": "labelled", "stac_api_url": "file://" + str(root), "collection": "ucm"},
+            # Never polled (chips are written directly); sources take http(s) URLs only.
+            {"name": "labelled", "stac_api_url": "http://127.0.0.1:1/", "collection": "ucm"},
+            allow_private_hosts=True,
         )
     for start in range(0, len(entries), batch):
         group = entries[start : start + batch]

@@ -255,6 +255,8 @@ def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int
             engine,
             spec,
             pipeline,
+            # The demo's own catalog and file servers listen on loopback.
+            allow_private_hosts=True,
             retry=RetryPolicy(max_attempts=2, exponential_wait_s=2),
             on_scenes=start,
             on_scene_done=done,

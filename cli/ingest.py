@@ -39,7 +39,8 @@ def ingest_command(
         host = options["stac_api"].split("://", 1)[-1].split("/", 1)[0]
         spec = spec_from_options(name or f"{options['collection']}@{host}", None, options)
         model = load_model(model_name, device)
-        with open_database(Settings.from_env()) as url:
+        settings = Settings.from_env()
+        with open_database(settings) as url:
             engine = create_db_engine(url)
             pipeline = Pipeline(
                 engine,
@@ -65,6 +66,7 @@ def ingest_command(
                     engine,
                     spec,
                     pipeline,
+                    allow_private_hosts=settings.allow_private_sources,
                     retry=RetryPolicy(max_attempts=max_attempts, exponential_wait_s=retry_wait),
                     on_scenes=start,
                     on_scene_done=done,

@@ -31,6 +31,7 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         secret=secret.encode(),
         base_url=settings.api_base_url,
         reads_require_key=settings.api_reads_require_key,
+        allow_private_sources=settings.allow_private_sources,
     )
     app = create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
     return cast(Litestar, app)

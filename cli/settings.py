@@ -29,6 +29,9 @@ class Settings:
     api_base_url: str | None = None
     api_model: str = DEFAULT_MODEL
     api_reads_require_key: bool = False
+    # Whether sources may point at loopback, link-local or private hosts (geomelt.db.sources);
+    # `geomelt demo` allows them for its own loopback servers whatever this says.
+    allow_private_sources: bool = False
     # `geomelt demo` without arguments: a folder of GeoTIFFs to ingest and serve.
     demo_data: Path | None = None
 
@@ -43,6 +46,7 @@ class Settings:
             api_base_url=env.get("GEOMELT_API_BASE_URL") or None,
             api_model=env.get("GEOMELT_API_MODEL") or DEFAULT_MODEL,
             api_reads_require_key=env.get("GEOMELT_API_READS_REQUIRE_KEY", "") in ("1", "true"),
+            allow_private_sources=env.get("GEOMELT_ALLOW_PRIVATE_SOURCES", "") in ("1", "true"),
             demo_data=Path(env["GEOMELT_DEMO_DATA"]).expanduser()
             if env.get("GEOMELT_DEMO_DATA")
             else None,

@@ -73,10 +73,13 @@ def add_command(name: str, every: str | None, **options: Any) -> None:
     """Register the STAC source NAME; workers poll it every --every."""
     with cli_errors():
         spec = spec_from_options(name, every, options)
-        with open_database(Settings.from_env()) as url:
+        settings = Settings.from_env()
+        with open_database(settings) as url:
             engine = create_db_engine(url)
             with unit_of_work(engine) as connection:
-                source_id = add_source(connection, spec)
+                source_id = add_source(
+                    connection, spec, allow_private_hosts=settings.allow_private_sources
+                )
             engine.dispose()
     click.echo(f"source {name} added (id {source_id})")
 
@@ -90,11 +93,11 @@ def list_command() -> None:
             sources = list_sources(connection)
         engine.dispose()
     for source in sources:
-        every = f"every {source.poll_every_s}s" if source.poll_every_s else "manual"
+        every = f"every {source['poll_every_s']}s" if source["poll_every_s"] else "manual"
         click.echo(
-            f"{source.name}\t{source.stac_api_url}\t{source.collection}\t{every}\t"
-            f"chip {source.chip_size_px}px overlap {source.overlap_px}px\t"
-            + describe_search(source.search or {}, source.assets or ())
+            f"{source['name']}\t{source['stac_api_url']}\t{source['collection']}\t{every}\t"
+            f"chip {source['chip_size_px']}px overlap {source['overlap_px']}px\t"
+            + describe_search(source["search"] or {}, source["assets"] or ())
         )
 
 

@@ -9,13 +9,16 @@ from .errors import (
     DbError,
     EmbeddedServerError,
     ExtensionMissing,
+    InvalidVector,
     MigrationRequired,
     NotFound,
 )
 from .migrate import current_revision, downgrade, head_revision, require_head, upgrade
-from .session import create_db_engine, unit_of_work
+from .session import RETRY_AFTER_S, create_db_engine, unit_of_work
+from .sources import InvalidSource
 
 __all__ = [
+    "RETRY_AFTER_S",
     "Conflict",
     "DataDirError",
     "DatabaseUnavailable",
@@ -23,6 +26,8 @@ __all__ = [
     "EmbeddedPostgres",
     "EmbeddedServerError",
     "ExtensionMissing",
+    "InvalidSource",
+    "InvalidVector",
     "MigrationRequired",
     "NotFound",
     "check_database",

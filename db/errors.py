@@ -37,6 +37,13 @@ class Conflict(DbError):
     """A write conflicts with an existing row."""
 
 
+class InvalidVector(DbError, ValueError):
+    """A vector handed to the database is not a finite, non-zero 1-D vector.
+
+    Not a conflict with stored data: a bug in whatever computed it (the model, a caller).
+    """
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages and logs."""
     try:

@@ -10,7 +10,15 @@ import logging
 import uuid
 from typing import Any
 
-from geomelt.db import Conflict, DatabaseUnavailable, DbError, MigrationRequired, NotFound
+from geomelt.db import (
+    RETRY_AFTER_S,
+    Conflict,
+    DatabaseUnavailable,
+    DbError,
+    InvalidSource,
+    MigrationRequired,
+    NotFound,
+)
 from geomelt.db.queries.filters import InvalidFilter
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -116,13 +124,16 @@ def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
 
 
 def _db_error(request: Request[Any, Any, Any], exc: DbError) -> Response[Any]:
-    if isinstance(exc, InvalidFilter):
+    if isinstance(exc, InvalidFilter | InvalidSource):
         return _error(400, "InvalidParameterValue", str(exc))
     if isinstance(exc, NotFound):
         return _error(404, "NotFound", str(exc))
     if isinstance(exc, Conflict):
         return _error(409, "Conflict", str(exc))
-    if isinstance(exc, DatabaseUnavailable | MigrationRequired):
+    if isinstance(exc, DatabaseUnavailable):
+        # The service resumes by itself once the database is back (db.session).
+        return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(exc, MigrationRequired):
         return _error(503, "ServiceUnavailable", str(exc))
     return _server_error(request, exc)
 

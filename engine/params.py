@@ -18,6 +18,7 @@ import cql2
 from geomelt.db.queries.cql2sql import compile_cql2
 from geomelt.db.queries.filters import (
     MAX_GEOMETRY_POSITIONS,
+    GeometryTooLarge,
     InvalidFilter,
     geometry_predicate,
 )
@@ -232,11 +233,9 @@ def _intersects(value: Any) -> dict[str, Any] | None:
         raise InvalidParameter("intersects: expected a GeoJSON geometry object")
     try:
         geometry_predicate(value, parameter="intersects")
+    except GeometryTooLarge as exc:
+        raise PayloadTooLarge(f"intersects: more than {MAX_GEOMETRY_POSITIONS} positions") from exc
     except InvalidFilter as exc:
-        if "positions, more than" in str(exc):
-            raise PayloadTooLarge(
-                f"intersects: more than {MAX_GEOMETRY_POSITIONS} positions"
-            ) from exc
         raise InvalidParameter(str(exc)) from exc
     return value
 

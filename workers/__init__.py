@@ -1,6 +1,6 @@
 """Ingestion: STAC polling, chipping, captioning and embedding, the job queue."""
 
-from .errors import ChipError, IngestError, SourceSettingsError, SourceUnavailable
+from .errors import ChipError, IngestError, SourceUnavailable
 from .oneshot import IngestSummary, ingest_once
 from .pipeline import ChipSettings, Pipeline, SceneResult
 from .poll import PollResult, poll_source
@@ -35,7 +35,6 @@ __all__ = [
     "PollResult",
     "RetryPolicy",
     "SceneResult",
-    "SourceSettingsError",
     "SourceSpec",
     "SourceStatus",
     "SourceUnavailable",

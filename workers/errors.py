@@ -16,7 +16,3 @@ class ChipError(IngestError):
 
     Not retried: the same input fails the same way. Fix the item or the source's --assets.
     """
-
-
-class SourceSettingsError(IngestError):
-    """A source's settings are invalid (bad bbox, duration, CQL2 filter, asset list)."""

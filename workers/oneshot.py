@@ -39,20 +39,21 @@ def ingest_once(
     spec: SourceSpec,
     pipeline: Pipeline,
     *,
+    allow_private_hosts: bool = False,
     retry: RetryPolicy | None = None,
     on_scenes: Callable[[int], None] | None = None,
     on_scene_done: Callable[[SceneResult | None], None] | None = None,
     max_items: int | None = None,
 ) -> IngestSummary:
     """Register (or update) the source, poll it (at most `max_items`), then ingest every scene
-    of the source not done yet.
+    of the source not done yet. `allow_private_hosts`: see `geomelt.db.sources`.
 
     A failing catalog page is reported in the summary; the scenes stored before it are still
     ingested. Network failures of a scene are retried with the policy's back-off.
     """
     policy = retry or RetryPolicy()
     with unit_of_work(engine) as connection:
-        source_id = ensure_source(connection, spec)
+        source_id = ensure_source(connection, spec, allow_private_hosts=allow_private_hosts)
     summary = IngestSummary(source_id)
     try:
         summary.poll = poll_source(engine, source_id, enqueue=None, max_items=max_items)

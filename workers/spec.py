@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cql2
-
-from .errors import SourceSettingsError
+from geomelt.db.sources import InvalidSource, check_source
 
 __all__ = ["SourceSpec", "parse_assets", "parse_bbox", "parse_duration", "parse_filter"]
 
@@ -23,12 +22,12 @@ def parse_duration(text: str) -> int:
     compact = text.strip().lower().replace(" ", "")
     parts = _DURATION_PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
-        raise SourceSettingsError(
+        raise InvalidSource(
             f"duration {text!r}: not understood; write it like 90s, 15m, 1h30m or 2d"
         )
     seconds = round(sum(float(number) * _SECONDS[unit] for number, unit in parts))
     if seconds < 1:
-        raise SourceSettingsError(f"duration {text!r}: must be at least 1s")
+        raise InvalidSource(f"duration {text!r}: must be at least 1s")
     return seconds
 
 
@@ -39,12 +38,12 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     except ValueError:
         values = ()
     if len(values) != 4:
-        raise SourceSettingsError(
+        raise InvalidSource(
             f"bbox {text!r}: expected four numbers minx,miny,maxx,maxy (lon/lat)"
         )
     west, south, east, north = values
     if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise SourceSettingsError(
+        raise InvalidSource(
             f"bbox {text!r}: out of range or miny > maxy; order is minx,miny,maxx,maxy in degrees"
         )
     return west, south, east, north
@@ -58,7 +57,7 @@ def parse_filter(text: str) -> dict[str, Any]:
         )
         expression.validate()
     except (cql2.ParseError, cql2.ValidationError, ValueError) as exc:
-        raise SourceSettingsError(
+        raise InvalidSource(
             f'filter {text!r}: not valid CQL2 ({exc}); write e.g. "eo:cloud_cover < 20"'
         ) from exc
     return dict(expression.to_json())
@@ -70,7 +69,7 @@ def parse_assets(text: str | None) -> tuple[str, ...]:
         return ()
     keys = tuple(key.strip() for key in text.split(",") if key.strip())
     if len(keys) not in (1, 3) or len(set(keys)) != len(keys):
-        raise SourceSettingsError(
+        raise InvalidSource(
             f"assets {text!r}: give three band assets (red,green,blue), or one RGB asset "
             "(visual) or one grey band asset (pan)"
         )
@@ -81,9 +80,9 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceSettingsError(f"{what} {text!r}: not JSON ({exc.msg})") from exc
+        raise InvalidSource(f"{what} {text!r}: not JSON ({exc.msg})") from exc
     if not isinstance(value, dict):
-        raise SourceSettingsError(f"{what} {text!r}: expected a JSON object")
+        raise InvalidSource(f"{what} {text!r}: expected a JSON object")
     return value
 
 
@@ -103,21 +102,23 @@ class SourceSpec:
     poll_every_s: int | None = None
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}", self.name):
-            raise SourceSettingsError(
-                f"source name {self.name!r}: use up to 100 letters, digits and ._:@/-"
-            )
-        if not self.stac_api_url.startswith(("http://", "https://")):
-            raise SourceSettingsError(
-                f"STAC API URL {self.stac_api_url!r}: must start with http:// or https://"
-            )
-        if self.chip_size_px < 16 or not 0 <= self.overlap_px < self.chip_size_px:
-            raise SourceSettingsError(
-                f"chip size {self.chip_size_px} px, overlap {self.overlap_px} px: need chip >= 16 "
-                "and 0 <= overlap < chip"
-            )
-        if self.resolution_m is not None and self.resolution_m <= 0:
-            raise SourceSettingsError(f"resolution {self.resolution_m} m: must be positive")
+        # The checks every source gets, however it is registered (geomelt.db.sources); whether
+        # its host may be private is decided where it is written.
+        check_source(self.values(), allow_private_hosts=True)
+
+    def values(self) -> dict[str, Any]:
+        """The settings as `geomelt.db.sources` stores them."""
+        return {
+            "name": self.name,
+            "stac_api_url": self.stac_api_url,
+            "collection": self.collection,
+            "search": self.search,
+            "assets": list(self.assets),
+            "resolution_m": self.resolution_m,
+            "chip_size_px": self.chip_size_px,
+            "overlap_px": self.overlap_px,
+            "poll_every_s": self.poll_every_s,
+        }
 
     @classmethod
     def from_options(
@@ -139,9 +140,9 @@ class SourceSpec:
     ) -> SourceSpec:
         """Build from command-line strings, checking each one."""
         if bbox and intersects:
-            raise SourceSettingsError("give either --bbox or --intersects, not both")
+            raise InvalidSource("give either --bbox or --intersects, not both")
         if filter_text and query:
-            raise SourceSettingsError("give either --filter (CQL2) or --query, not both")
+            raise InvalidSource("give either --filter (CQL2) or --query, not both")
         search: dict[str, Any] = {}
         if bbox:
             search["bbox"] = list(parse_bbox(bbox))

@@ -1,4 +1,7 @@
-"""Administrative writes behind API keys: sources, API keys, re-index and delete."""
+"""Administrative writes behind API keys: API keys, re-index and delete (sources: db/sources.py).
+
+Constraint violations become `Conflict` in `unit_of_work`, not here.
+"""
 
 from __future__ import annotations
 
@@ -6,96 +9,20 @@ import datetime as dt
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from ..errors import Conflict, NotFound
-from ..models import ApiKey, Chip, Scene, Source
+from ..errors import NotFound
+from ..models import ApiKey, Chip, Scene
 from .filters import parse_chip_item_id
 
 __all__ = [
-    "SOURCE_FIELDS",
     "create_api_key",
-    "create_source",
     "delete_collection",
     "delete_item",
-    "delete_source",
     "find_api_key",
-    "get_source",
-    "list_sources",
+    "list_api_keys",
     "reindex",
     "revoke_api_key",
-    "update_source",
 ]
-
-SOURCE_FIELDS = (
-    "name",
-    "stac_api_url",
-    "collection",
-    "search",
-    "assets",
-    "resolution_m",
-    "chip_size_px",
-    "overlap_px",
-    "poll_every_s",
-)
-_SOURCE_COLUMNS = (
-    Source.id,
-    *(getattr(Source, f) for f in SOURCE_FIELDS),
-    Source.watermark,
-    Source.last_polled_at,
-    Source.last_error,
-    Source.created_at,
-)
-
-
-def _source_dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
-
-
-def create_source(connection: Connection, values: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with connection.begin_nested():
-            row = connection.execute(
-                cast(Table, Source.__table__).insert().values(**values).returning(*_SOURCE_COLUMNS)
-            ).one()
-    except IntegrityError as exc:
-        raise Conflict(f"source {values.get('name')!r}: exists or breaks a constraint") from exc
-    return _source_dict(row)
-
-
-def list_sources(connection: Connection) -> list[dict[str, Any]]:
-    return [
-        _source_dict(r) for r in connection.execute(select(*_SOURCE_COLUMNS).order_by(Source.id))
-    ]
-
-
-def get_source(connection: Connection, source_id: int) -> dict[str, Any]:
-    row = connection.execute(select(*_SOURCE_COLUMNS).where(Source.id == source_id)).first()
-    if row is None:
-        raise NotFound(f"source {source_id}: no such source")
-    return _source_dict(row)
-
-
-def update_source(connection: Connection, source_id: int, values: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with connection.begin_nested():
-            row = connection.execute(
-                update(Source)
-                .where(Source.id == source_id)
-                .values(**values)
-                .returning(*_SOURCE_COLUMNS)
-            ).first()
-    except IntegrityError as exc:
-        raise Conflict(f"source {source_id}: the update breaks a constraint") from exc
-    if row is None:
-        raise NotFound(f"source {source_id}: no such source")
-    return _source_dict(row)
-
-
-def delete_source(connection: Connection, source_id: int) -> None:
-    """Deletes the source with its scenes and chips (ON DELETE CASCADE)."""
-    if connection.execute(delete(Source).where(Source.id == source_id)).rowcount == 0:
-        raise NotFound(f"source {source_id}: no such source")
 
 
 def reindex(connection: Connection, *, source_id: int | None, collection: str | None) -> int:
@@ -135,18 +62,14 @@ def delete_item(connection: Connection, *, collection: str, item_id: str) -> int
 def create_api_key(
     connection: Connection, *, name: str, prefix: str, secret_hash: str, scopes: list[str]
 ) -> int:
-    try:
-        with connection.begin_nested():
-            return int(
-                connection.execute(
-                    cast(Table, ApiKey.__table__)
-                    .insert()
-                    .values(name=name, prefix=prefix, secret_hash=secret_hash, scopes=scopes)
-                    .returning(ApiKey.id)
-                ).scalar_one()
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"API key {name!r}: a key of that name exists; pick another name") from exc
+    return int(
+        connection.execute(
+            cast(Table, ApiKey.__table__)
+            .insert()
+            .values(name=name, prefix=prefix, secret_hash=secret_hash, scopes=scopes)
+            .returning(ApiKey.id)
+        ).scalar_one()
+    )
 
 
 def find_api_key(connection: Connection, prefix: str) -> Any:
@@ -156,6 +79,16 @@ def find_api_key(connection: Connection, prefix: str) -> Any:
             ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None)
         )
     ).first()
+
+
+def list_api_keys(connection: Connection) -> list[dict[str, Any]]:
+    """Every key, revoked ones too (never the secret's hash): name, prefix, scopes, dates."""
+    rows = connection.execute(
+        select(
+            ApiKey.name, ApiKey.prefix, ApiKey.scopes, ApiKey.created_at, ApiKey.revoked_at
+        ).order_by(ApiKey.created_at, ApiKey.name)
+    )
+    return [dict(row._mapping) for row in rows]
 
 
 def revoke_api_key(connection: Connection, name: str) -> None:

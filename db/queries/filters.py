@@ -36,6 +36,7 @@ from .ingest import box_text, polygon_text
 __all__ = [
     "QUERYABLES",
     "Filters",
+    "GeometryTooLarge",
     "InvalidFilter",
     "Queryable",
     "SqlExpression",
@@ -52,6 +53,10 @@ MAX_GEOMETRY_POSITIONS = 10_000
 
 class InvalidFilter(DbError, ValueError):
     """A search filter cannot be turned into SQL; the message names the parameter."""
+
+
+class GeometryTooLarge(InvalidFilter):
+    """A geometry has more positions than `MAX_GEOMETRY_POSITIONS`; simplify it."""
 
 
 class _PgGeometric(UserDefinedType[str]):
@@ -212,7 +217,7 @@ def geometry_predicate(geometry: Any, *, parameter: str) -> ColumnElement[bool]:
     """Footprint-intersects-geometry for any GeoJSON geometry (all seven types)."""
     positions = _count_positions(geometry, parameter)
     if positions > MAX_GEOMETRY_POSITIONS:
-        raise InvalidFilter(
+        raise GeometryTooLarge(
             f"{parameter}: geometry has {positions} positions, more than the "
             f"{MAX_GEOMETRY_POSITIONS} allowed; simplify it"
         )

@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from ..errors import Conflict
+from ..errors import InvalidVector
 from ..models import Chip, Scene
 
 __all__ = [
@@ -177,7 +177,7 @@ def _chip_row(chip: ChipRecord) -> dict[str, Any]:
     vector = np.asarray(chip.embedding, dtype=np.float32)
     norm = float(np.linalg.norm(vector))
     if vector.ndim != 1 or not np.isfinite(vector).all() or norm == 0.0:
-        raise Conflict(
+        raise InvalidVector(
             f"chip (scene {chip.scene_id}, row {chip.row}, col {chip.col}): the embedding must "
             "be a finite, non-zero 1-D vector"
         )

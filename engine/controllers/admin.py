@@ -1,11 +1,11 @@
-"""Write and admin endpoints behind API keys: sources CRUD, re-index, delete."""
+"""Write and admin endpoints behind API keys: sources CRUD, re-index, delete, API keys."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import msgspec
-from geomelt.db import unit_of_work
+from geomelt.db import sources, unit_of_work
 from geomelt.db.queries import admin as queries
 from litestar import Controller, Request, delete, get, patch, post
 
@@ -53,6 +53,19 @@ def _engine(request: Request[Any, Any, Any]) -> Any:
     return request.app.state.engine
 
 
+def _allow_private_hosts(request: Request[Any, Any, Any]) -> bool:
+    return bool(request.app.state.config.allow_private_sources)
+
+
+_SOURCE_RULES = (
+    "Checked as every source is (also on the command line): `stac_api_url` http(s) only, its "
+    "host on a public address unless the server allows private ones, a name of 1-100 letters, "
+    f"digits and ._:@/-, `resolution_m` in (0, {sources.MAX_RESOLUTION_M:g}], `chip_size_px` "
+    f"{sources.MIN_CHIP_SIZE_PX}-{sources.MAX_CHIP_SIZE_PX}, 0 <= `overlap_px` < "
+    "`chip_size_px`, `assets` none, one or three keys; 400 names the field."
+)
+
+
 class SourcesController(Controller):
     path = "/sources"
     tags = ("Sources (API key)",)
@@ -64,34 +77,44 @@ class SourcesController(Controller):
         sync_to_thread=True,
         description=(
             "Needs a key with the `write` scope (`Authorization: Bearer gmk_...`); 409 on a "
-            "duplicate name."
+            "duplicate name. " + _SOURCE_RULES
         ),
     )
     def create(self, request: Request[Any, Any, Any], data: SourceIn) -> dict[str, Any]:
+        values = msgspec.structs.asdict(data)
         with unit_of_work(_engine(request)) as connection:
-            return cast(
-                dict[str, Any], queries.create_source(connection, msgspec.structs.asdict(data))
+            created: dict[str, Any] = sources.create_source(
+                connection, values, allow_private_hosts=_allow_private_hosts(request)
             )
+        return created
 
     @get("/", summary="List sources", sync_to_thread=True)
     def list_all(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
         with unit_of_work(_engine(request)) as connection:
-            return cast(list[dict[str, Any]], queries.list_sources(connection))
+            listed: list[dict[str, Any]] = sources.list_sources(connection)
+        return listed
 
     @get("/{source_id:int}", summary="Get a source", sync_to_thread=True)
     def get_one(self, request: Request[Any, Any, Any], source_id: int) -> dict[str, Any]:
         with unit_of_work(_engine(request)) as connection:
-            return cast(dict[str, Any], queries.get_source(connection, source_id))
+            found: dict[str, Any] = sources.get_source(connection, source_id)
+        return found
 
-    @patch("/{source_id:int}", summary="Change a source", sync_to_thread=True)
+    @patch(
+        "/{source_id:int}",
+        summary="Change a source",
+        sync_to_thread=True,
+        description=_SOURCE_RULES,
+    )
     def change(
         self, request: Request[Any, Any, Any], source_id: int, data: SourcePatch
     ) -> dict[str, Any]:
         values = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         with unit_of_work(_engine(request)) as connection:
-            if not values:
-                return cast(dict[str, Any], queries.get_source(connection, source_id))
-            return cast(dict[str, Any], queries.update_source(connection, source_id, values))
+            changed: dict[str, Any] = sources.update_source(
+                connection, source_id, values, allow_private_hosts=_allow_private_hosts(request)
+            )
+        return changed
 
     @delete(
         "/{source_id:int}",
@@ -101,7 +124,7 @@ class SourcesController(Controller):
     )
     def remove(self, request: Request[Any, Any, Any], source_id: int) -> None:
         with unit_of_work(_engine(request)) as connection:
-            queries.delete_source(connection, source_id)
+            sources.delete_source(connection, source_id)
 
 
 class AdminController(Controller):
@@ -143,3 +166,24 @@ class AdminController(Controller):
     ) -> None:
         with unit_of_work(_engine(request)) as connection:
             queries.delete_item(connection, collection=collection_id, item_id=item_id)
+
+    @get(
+        "/keys",
+        summary="List API keys",
+        sync_to_thread=True,
+        description="Names, prefixes, scopes, creation and revocation times (never secrets).",
+    )
+    def list_keys(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        with unit_of_work(_engine(request)) as connection:
+            keys: list[dict[str, Any]] = queries.list_api_keys(connection)
+        return keys
+
+    @delete(
+        "/keys/{name:str}",
+        summary="Revoke an API key",
+        sync_to_thread=True,
+        description="The key stops working at once; 404 if no active key has that name.",
+    )
+    def revoke_key(self, request: Request[Any, Any, Any], name: str) -> None:
+        with unit_of_work(_engine(request)) as connection:
+            queries.revoke_api_key(connection, name)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
-from geomelt.db import Conflict, create_db_engine, unit_of_work
+from geomelt.db import Conflict, InvalidVector, create_db_engine, unit_of_work
 from geomelt.db.models import Chip, Scene, Source
 from geomelt.db.queries import register_model
 from geomelt.db.queries.ingest import ChipRecord, SceneRecord, upsert_chips, upsert_scene
@@ -125,10 +125,14 @@ def test_changed_item_resets_scene_and_changed_chip_is_rewritten(database_url: s
     assert count == 6
 
 
-def test_zero_embedding_is_refused(database_url: str) -> None:
+@pytest.mark.parametrize("value", [0.0, np.nan, np.inf])
+def test_zero_or_nan_embedding_is_a_bad_vector_not_a_conflict(
+    database_url: str, value: float
+) -> None:
     chip = _chips(1, 1)[0]
-    zero = ChipRecord(**{**chip.__dict__, "embedding": np.zeros(8, dtype=np.float32)})
+    bad = ChipRecord(**{**chip.__dict__, "embedding": np.full(8, value, dtype=np.float32)})
     engine = create_db_engine(database_url)
-    with pytest.raises(Conflict, match="non-zero"), unit_of_work(engine) as connection:
-        upsert_chips(connection, [zero])
+    with pytest.raises(InvalidVector, match="non-zero") as info, unit_of_work(engine) as c:
+        upsert_chips(c, [bad])
     engine.dispose()
+    assert not isinstance(info.value, Conflict)

@@ -120,7 +120,7 @@ def test_served_catalog_polls_like_a_stac_api_and_keeps_its_urls(
             first_items = json.dumps(catalog.items, sort_keys=True)
             spec = SourceSpec(name="local", stac_api_url=url, collection=catalog.collection)
             with unit_of_work(engine) as connection:
-                source_id = ensure_source(connection, spec)
+                source_id = ensure_source(connection, spec, allow_private_hosts=True)
             bounded = poll_source(engine, source_id, enqueue=None, max_items=1)
             everything = poll_source(engine, source_id, enqueue=None)
         # A second start reuses the file server's port: the items (and so the scenes) are

@@ -23,7 +23,9 @@ def tiny_model() -> Any:
 
 
 def make_config(database_url: str, **overrides: Any) -> EngineConfig:
-    return EngineConfig(database_url=database_url, secret=b"test-secret", **overrides)
+    # Test sources live on loopback servers; tests of the address policy turn it back off.
+    settings: dict[str, Any] = {"allow_private_sources": True, **overrides}
+    return EngineConfig(database_url=database_url, secret=b"test-secret", **settings)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from .conftest import Services
 
 def test_source_commands_round_trip(database_url: str, services: Services) -> None:
     runner = CliRunner()
-    env = {"GEOMELT_DATABASE_URL": database_url}
+    # The test STAC API listens on loopback.
+    env = {"GEOMELT_DATABASE_URL": database_url, "GEOMELT_ALLOW_PRIVATE_SOURCES": "1"}
     added = runner.invoke(
         main,
         [
@@ -36,7 +37,7 @@ def test_source_commands_round_trip(database_url: str, services: Services) -> No
         ["source", "add", "geo", "--stac-api", services.stac_url, "--collection", "x"],
         env=env,
     )
-    assert again.exit_code == 5
+    assert again.exit_code == 2
     assert "exists already" in again.output
     listed = runner.invoke(main, ["source", "list"], env=env)
     assert "geo\t" in listed.output
@@ -44,7 +45,7 @@ def test_source_commands_round_trip(database_url: str, services: Services) -> No
     status = runner.invoke(main, ["source", "status", "geo"], env=env)
     assert "last poll: never" in status.output
     missing = runner.invoke(main, ["source", "status", "nope"], env=env)
-    assert missing.exit_code == 5
+    assert missing.exit_code == 2
     assert "known sources: geo" in missing.output
     removed = runner.invoke(main, ["source", "remove", "geo"], env=env)
     assert removed.exit_code == 0
@@ -53,7 +54,8 @@ def test_source_commands_round_trip(database_url: str, services: Services) -> No
 
 def test_ingest_once_reports_chips_and_failures(database_url: str, services: Services) -> None:
     runner = CliRunner()
-    env = {"GEOMELT_DATABASE_URL": database_url}
+    # The test STAC API listens on loopback.
+    env = {"GEOMELT_DATABASE_URL": database_url, "GEOMELT_ALLOW_PRIVATE_SOURCES": "1"}
     fast = ["--chip-size", "256", "--beams", "1", "--caption-max-len", "4"]
     good = runner.invoke(
         main,

@@ -26,7 +26,7 @@ def _source(engine: Engine, services: Services, collection: str, **options: obje
         **options,  # type: ignore[arg-type]
     )
     with unit_of_work(engine) as connection:
-        return add_source(connection, spec)
+        return add_source(connection, spec, allow_private_hosts=True)
 
 
 def _scene_ids(engine: Engine) -> dict[str, int]:

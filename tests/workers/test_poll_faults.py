@@ -14,7 +14,9 @@ from .fixtures import Faults, fault_proxy
 def _add(engine: Engine, url: str, collection: str) -> int:
     with unit_of_work(engine) as connection:
         return add_source(
-            connection, SourceSpec(name="proxied", stac_api_url=url, collection=collection)
+            connection,
+            SourceSpec(name="proxied", stac_api_url=url, collection=collection),
+            allow_private_hosts=True,
         )
 
 

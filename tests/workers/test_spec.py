@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from geomelt.workers import SourceSettingsError, SourceSpec, parse_duration
+from geomelt.db import InvalidSource
+from geomelt.workers import SourceSpec, parse_duration
 from geomelt.workers.spec import parse_assets, parse_bbox, parse_filter
 
 
@@ -14,22 +15,22 @@ def test_durations(text: str, seconds: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "soon", "10", "5x", "0s"])
 def test_bad_durations_name_the_input(text: str) -> None:
-    with pytest.raises(SourceSettingsError, match="duration"):
+    with pytest.raises(InvalidSource, match="duration"):
         parse_duration(text)
 
 
 def test_bbox_filter_and_assets() -> None:
     assert parse_bbox("16.3,48.1,16.4,48.2") == (16.3, 48.1, 16.4, 48.2)
-    with pytest.raises(SourceSettingsError, match="miny > maxy"):
+    with pytest.raises(InvalidSource, match="miny > maxy"):
         parse_bbox("0,10,1,5")
-    with pytest.raises(SourceSettingsError, match="four numbers"):
+    with pytest.raises(InvalidSource, match="four numbers"):
         parse_bbox("1,2,3")
     assert parse_filter("eo:cloud_cover < 20")["op"] == "<"
-    with pytest.raises(SourceSettingsError, match="not valid CQL2"):
+    with pytest.raises(InvalidSource, match="not valid CQL2"):
         parse_filter("cloud <<< 3")
     assert parse_assets("red,green,blue") == ("red", "green", "blue")
     assert parse_assets(None) == ()
-    with pytest.raises(SourceSettingsError, match="three band assets"):
+    with pytest.raises(InvalidSource, match="three band assets"):
         parse_assets("red,green")
 
 
@@ -47,7 +48,7 @@ def test_spec_from_options_checks_everything() -> None:
     assert spec.stac_api_url == "http://127.0.0.1:1"
     assert spec.search["bbox"] == [16, 48, 17, 49]
     assert spec.poll_every_s == 3600
-    with pytest.raises(SourceSettingsError, match="either --bbox or --intersects"):
+    with pytest.raises(InvalidSource, match="either --bbox or --intersects"):
         SourceSpec.from_options(
             name="x",
             stac_api_url="http://h",
@@ -55,7 +56,8 @@ def test_spec_from_options_checks_everything() -> None:
             bbox="0,0,1,1",
             intersects='{"type":"Point","coordinates":[0,0]}',
         )
-    with pytest.raises(SourceSettingsError, match="overlap"):
+    # Checked by geomelt.db.sources, as every source is; its one error type.
+    with pytest.raises(InvalidSource, match="overlap"):
         SourceSpec(name="x", stac_api_url="http://h", collection="c", overlap_px=224)
-    with pytest.raises(SourceSettingsError, match="http"):
+    with pytest.raises(InvalidSource, match="http"):
         SourceSpec(name="x", stac_api_url="ftp://h", collection="c")

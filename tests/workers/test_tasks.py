@@ -31,7 +31,7 @@ from .conftest import FAST, Services
 def _source(engine: Engine, services: Services, name: str, collection: str, **extra: Any) -> int:
     spec = SourceSpec(name=name, stac_api_url=services.stac_url, collection=collection, **extra)
     with unit_of_work(engine) as connection:
-        return add_source(connection, spec)
+        return add_source(connection, spec, allow_private_hosts=True)
 
 
 def test_worker_polls_ingests_retries_and_survives_bad_items(
