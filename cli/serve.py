@@ -1,4 +1,4 @@
-"""`geomelt serve`: the STAC API under uvicorn; `geomelt serve create-key`: an API key."""
+"""`geomelt serve`: the STAC API under uvicorn; `geomelt serve create-key | keys`: API keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import cast
 
 import click
 import uvicorn
-from geomelt.db import create_db_engine
+from geomelt.db import create_db_engine, unit_of_work
+from geomelt.db.queries.admin import list_api_keys, revoke_api_key
 from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
 from litestar import Litestar
 
@@ -92,3 +93,41 @@ def create_key(name: str, scopes: tuple[str, ...]) -> None:
             click.echo(issue_key(engine, name=name, scopes=list(scopes)))
         finally:
             engine.dispose()
+
+
+@serve_group.group("keys")
+def keys_group() -> None:
+    """List and revoke API keys."""
+
+
+@keys_group.command("list")
+def list_keys() -> None:
+    """Every API key: name, prefix, scopes, created, revoked (secrets are never stored)."""
+    with cli_errors(), open_database(Settings.from_env()) as url:
+        engine = create_db_engine(url)
+        try:
+            with unit_of_work(engine) as connection:
+                keys = list_api_keys(connection)
+        finally:
+            engine.dispose()
+    for key in keys:
+        revoked = key["revoked_at"]
+        state = f"revoked {revoked:%Y-%m-%d %H:%M}" if revoked else "active"
+        click.echo(
+            f"{key['name']}\tgmk_{key['prefix']}_…\t{','.join(key['scopes'])}\t"
+            f"created {key['created_at']:%Y-%m-%d %H:%M}\t{state}"
+        )
+
+
+@keys_group.command("revoke")
+@click.argument("name")
+def revoke_key(name: str) -> None:
+    """Revoke the API key NAME; it stops working at once."""
+    with cli_errors(), open_database(Settings.from_env()) as url:
+        engine = create_db_engine(url)
+        try:
+            with unit_of_work(engine) as connection:
+                revoke_api_key(connection, name)
+        finally:
+            engine.dispose()
+    click.echo(f"API key {name} revoked")
