@@ -202,7 +202,8 @@ def _search(value: Any) -> dict[str, Any]:
     if value.get("filter") is not None:
         try:
             cql2.Expr(value["filter"]).validate()
-        except (cql2.ParseError, cql2.ValidationError, ValueError, TypeError) as exc:
+        # cql2 (Rust) reports a body that fits no CQL2 expression as a bare Exception.
+        except Exception as exc:
             raise InvalidSource(
                 f"search filter {value['filter']!r}: not valid CQL2 JSON ({exc})"
             ) from exc
