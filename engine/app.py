@@ -23,6 +23,7 @@ from .controllers import (
 from .controllers.change import CellsController, ChangesController
 from .controllers.web import WebController, web_routers
 from .errors import exception_handlers
+from .limits import check_request
 from .service import SearchService
 
 __all__ = ["create_app"]
@@ -57,6 +58,7 @@ def create_app(deps: AppDeps) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        before_request=check_request,
         guards=read_guard,
         state=_state(config),
         request_max_body_size=config.max_upload_bytes + 100_000,

@@ -23,6 +23,7 @@ from geomelt.db.queries.filters import InvalidFilter
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DataError
 
 __all__ = [
     "ApiError",
@@ -138,6 +139,18 @@ def _db_error(request: Request[Any, Any, Any], exc: DbError) -> Response[Any]:
     return _server_error(request, exc)
 
 
+def _data_error(_: Request[Any, Any, Any], exc: DataError) -> Response[Any]:
+    # PostgreSQL refused a value the request carried (an integer beyond its column, a NUL
+    # character): bad input that got past validation, so a 400 rather than a 500.
+    lines = str(exc.orig).strip().splitlines()
+    return _error(
+        400,
+        "InvalidParameterValue",
+        f"a value in the request does not fit the database ({lines[0] if lines else 'invalid'}); "
+        "check the sizes of numbers and remove NUL characters",
+    )
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if exc.status_code >= 500:
         return _server_error(request, exc)
@@ -162,6 +175,7 @@ def _server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 exception_handlers: ExceptionHandlersMap = {
     ApiError: _api_error,
     DbError: _db_error,
+    DataError: _data_error,
     HTTPException: _http_error,
     Exception: _server_error,
 }

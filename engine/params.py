@@ -25,12 +25,21 @@ from geomelt.db.queries.filters import (
 
 from .config import EngineConfig
 from .errors import InvalidParameter, PayloadTooLarge
+from .limits import (
+    MAX_JSON_DEPTH,
+    check_cql2_json,
+    check_cql2_text,
+    check_strings,
+    json_text_depth,
+)
 
 __all__ = ["SearchRequest", "parse_get", "parse_post", "parse_rfc3339"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MAX_INTERSECTS_BYTES = 200_000
 MAX_LIST_ITEMS = 1000
+# GET `q` splits at commas into OR-ed keyword phrases; each is one tsquery in the SQL.
+MAX_Q_PHRASES = 32
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
@@ -75,6 +84,7 @@ def parse_get(
     params: Mapping[str, str], config: EngineConfig, *, collection: str | None = None
 ) -> SearchRequest:
     """A request from a query string (`/search` or `/collections/{id}/items`)."""
+    check_strings(params.items())
     raw: dict[str, Any] = {}
     for name in ("collections", "ids", "similar_to", "negative"):
         if params.get(name):
@@ -220,6 +230,11 @@ def _bbox(value: Any) -> tuple[float, float, float, float] | None:
 def _json_param(name: str, text: str) -> Any:
     if len(text) > MAX_INTERSECTS_BYTES:
         raise PayloadTooLarge(f"{name}: {len(text)} bytes, more than {MAX_INTERSECTS_BYTES}")
+    depth = json_text_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidParameter(
+            f"{name}: JSON nested {depth} levels deep, more than the {MAX_JSON_DEPTH} allowed"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -385,19 +400,31 @@ def _legacy_between(node: Any) -> Any:
 
 
 def _normalise_cql2(value: Any, lang: str) -> Any:
-    if lang == "cql2-json":
+    """Normalised cql2-json of a filter, checked by translating it to SQL.
+
+    The limits are checked first: the parser overflows its stack on deep nesting. The `cql2`
+    package's `validate()` is not called: it checks against the CQL2 JSON Schema, costing
+    ~15 ms and ~100 MB on first use for a flat filter and growing quadratically with nesting
+    (4 s and 1.8 GB at depth 100), while compile_cql2 checks every operator, arity, queryable
+    and literal type it translates and refuses the rest.
+    """
+    if lang == "cql2-text":
+        check_cql2_text(value)
+    else:
+        check_cql2_json(value)
         value = _legacy_between(value)
     try:
         if lang == "cql2-text":
             expression = cql2.parse_text(value)
         else:
             expression = cql2.parse_json(json.dumps(value))
-        expression.validate()
         normalised = expression.to_json()
     except (cql2.ParseError, cql2.ValidationError, ValueError, TypeError) as exc:
         detail = " ".join(str(exc).split())[:300]
         raise InvalidParameter(f"filter: invalid {lang}: {detail}") from exc
-    compile_cql2(normalised)  # unknown queryables and unsupported operators fail here
+    if lang == "cql2-text":
+        check_cql2_json(normalised)  # e.g. `a + a + ...`: few parentheses, deep nesting
+    compile_cql2(normalised)  # unknown queryables, unsupported operators, wrong types fail here
     return normalised
 
 
@@ -418,5 +445,10 @@ def _q(value: Any, config: EngineConfig, *, get: bool) -> tuple[str | None, tupl
     if len(text) > config.max_q_length:
         raise InvalidParameter(
             f"q: {len(text)} characters, more than the {config.max_q_length} allowed"
+        )
+    if len(phrases) > MAX_Q_PHRASES:
+        raise InvalidParameter(
+            f"q: {len(phrases)} comma-separated phrases, more than the {MAX_Q_PHRASES} allowed; "
+            "join them into fewer phrases"
         )
     return text, phrases

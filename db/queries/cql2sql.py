@@ -90,6 +90,10 @@ def _predicate(op: str, args: list[Any]) -> ColumnElement[bool]:
         return _COMPARISONS[op](left, right)
     if op == "like":
         _arity(op, args, 2)
+        if _kind_of(args[0]) != "string":
+            raise InvalidFilter(
+                f"filter: LIKE needs a string property on the left, got {_short(args[0])}"
+            )
         left, right = _operands(args[0], args[1])
         return left.like(right)
     if op == "between":
@@ -103,6 +107,8 @@ def _predicate(op: str, args: list[Any]) -> ColumnElement[bool]:
         return _in(args)
     if op == "isnull":
         _arity(op, args, 1)
+        if _kind_of(args[0]) is None:
+            raise InvalidFilter(f"filter: IS NULL needs a property, got {_short(args[0])}")
         return _scalar(args[0], None).is_(None)
     if op in ("s_intersects", "s_within", "s_contains", "s_equals", "s_disjoint", "s_overlaps"):
         return _spatial(op, args)
@@ -142,8 +148,27 @@ def _kind_of(node: Any) -> str | None:
     return queryable.kind if queryable else None
 
 
+# Kinds that compare with each other in SQL (integer and double columns do).
+_FAMILY = {"integer": "number"}
+
+
 def _operands(left: Any, right: Any) -> tuple[SqlExpression, SqlExpression]:
-    kind = _kind_of(left) or _kind_of(right)
+    left_kind, right_kind = _kind_of(left), _kind_of(right)
+    if left_kind is None and right_kind is None:
+        raise InvalidFilter(
+            f"filter: a comparison needs a property on one side, got {_short(left)} and "
+            f'{_short(right)}; e.g. "eo:cloud_cover" < 20'
+        )
+    if (
+        left_kind
+        and right_kind
+        and _FAMILY.get(left_kind, left_kind) != _FAMILY.get(right_kind, right_kind)
+    ):
+        raise InvalidFilter(
+            f"filter: cannot compare {_short(left)} (a {left_kind}) with {_short(right)} "
+            f"(a {right_kind}); see /queryables for the types"
+        )
+    kind = left_kind or right_kind
     return _scalar(left, kind), _scalar(right, kind)
 
 
@@ -157,8 +182,16 @@ def _scalar(node: Any, kind: str | None) -> SqlExpression:
             )
         return queryable.expression
     if isinstance(node, dict) and node.get("op") == "casei":
-        _arity("casei", node.get("args") or [], 1)
-        return func.lower(_scalar(node["args"][0], "string"))
+        args = node.get("args")
+        if not isinstance(args, list):
+            args = []
+        _arity("casei", args, 1)
+        inner = _queryable(args[0])
+        if inner is not None and inner.kind != "string":
+            raise InvalidFilter(
+                f"filter: CASEI needs a string; {args[0]['property']!r} is a {inner.kind}"
+            )
+        return func.lower(_scalar(args[0], "string"))
     if isinstance(node, dict) and ("timestamp" in node or "date" in node):
         return bindparam(None, _instant(node), unique=True)
     if isinstance(node, dict | list):
@@ -203,6 +236,8 @@ def _in(args: list[Any]) -> ColumnElement[bool]:
     if not isinstance(args[1], list):
         raise InvalidFilter("filter: 'in' needs a list on the right")
     kind = _kind_of(args[0])
+    if kind is None:
+        raise InvalidFilter(f"filter: IN needs a property on the left, got {_short(args[0])}")
     left = _scalar(args[0], kind)
     values = [_literal(v, kind) for v in args[1]]
     if isinstance(args[0], dict) and args[0].get("op") == "casei":

@@ -523,12 +523,15 @@ def keyword_ranks(
     depth: int,
 ) -> list[tuple[int, float]]:
     """(chip id, ts_rank_cd) of captions matching any phrase (websearch syntax), best first."""
-    queries = [
+    queries: list[ColumnElement[Any]] = [
         func.websearch_to_tsquery("english", bindparam(None, p, unique=True)) for p in phrases
     ]
-    tsquery: ColumnElement[Any] = queries[0]
-    for extra in queries[1:]:
-        tsquery = tsquery.op("||")(extra)  # tsquery || tsquery is OR
+    # tsquery || tsquery is OR. Paired up as a balanced tree: a left-deep chain of n phrases
+    # nests n levels and SQLAlchemy's compiler recursed past Python's limit at ~160.
+    while len(queries) > 1:
+        pairs = [a.op("||")(b) for a, b in zip(queries[::2], queries[1::2], strict=False)]
+        queries = pairs + queries[len(pairs) * 2 :]
+    tsquery = queries[0]
     rank = func.ts_rank_cd(Chip.caption_tsv, tsquery)
     statement = (
         select(Chip.id.label("chip_id"), rank.label("rank"))

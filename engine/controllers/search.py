@@ -96,8 +96,9 @@ class SearchController(Controller):
         description=(
             "multipart/form-data with `file` (PNG, JPEG or GeoTIFF; a GeoTIFF's red, green "
             "and blue bands are used, non-8-bit data stretched between its 2nd and 98th "
-            "percentiles) and optional GET-style search parameters as further form fields "
-            "(`collections`, `bbox`, `datetime`, `filter`, `limit`, ...). The image is "
+            "percentiles) and optional GET-style search parameters as further form fields or "
+            "in the query string (`collections`, `bbox`, `datetime`, `filter`, `limit`, ...; "
+            "a parameter given in both is refused). The image is "
             "embedded with the model's image tower and ranked like `similar_to`; the response's "
             "`search:info.image_ref` can be sent as `image_ref` to /search (next links do)."
         ),
@@ -113,7 +114,13 @@ class SearchController(Controller):
             raise InvalidParameter("file: send the image as a multipart form field named 'file'")
         content = upload.file.read(config.max_upload_bytes + 1)
         reference = service(request).embed_upload(content)
-        params = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        query = dict(request.query_params)
+        for name in sorted(set(form) & set(query)):
+            raise InvalidParameter(
+                f"{name}: given both in the query string and as a form field; give it once"
+            )
+        params = {**query, **form}
         params["image_ref"] = reference
         params.pop("token", None)
         search = parse_get(params, config)

@@ -14,6 +14,14 @@ from PIL import Image
 
 from .conftest import make_config
 
+
+def _nested_not(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"op": "=", "args": [{"property": "grid:row"}, 1]}
+    for _ in range(depth):
+        node = {"op": "not", "args": [node]}
+    return node
+
+
 HUGE_RING = [[0.0 + i * 1e-5, 0.0] for i in range(20_000)] + [[0.0, 1.0], [0.0, 0.0]]
 
 BAD_GET = [
@@ -42,6 +50,32 @@ BAD_GET = [
     ({"q": "x" * 10_000}, 400, "q"),
     ({"negative": "S2A_T31UDQ_20240501_0_0"}, 400, "negative"),
     ({"similar_to": "nope_1_2"}, 400, "similar_to"),
+    # Nesting that overflowed the CQL2 parser's stack (the process died) or cost seconds and GB.
+    ({"filter": "(" * 3000 + '"grid:row" = 1' + ")" * 3000}, 400, "filter: nested more than 32"),
+    ({"filter": "NOT (" * 1200 + '"grid:row" = 1' + ")" * 1200}, 400, "filter: nested"),
+    ({"filter": "NOT (" * 100 + '"grid:row" = 1' + ")" * 100}, 400, "filter: nested"),
+    ({"filter": "NOT " * 5000 + "caption = 'a'"}, 400, "filter: more than 256 operators"),
+    ({"filter": '"grid:row" = ' + "+".join(["1"] * 100)}, 400, "filter: nested"),
+    ({"filter": '"grid:row" = ' + "-" * 5000 + "1"}, 400, "filter: more than 256 operators"),
+    ({"filter": " AND ".join(['"grid:row" = 1'] * 200)}, 400, "filter: more than 256 operators"),
+    ({"filter": "[" * 5000, "filter-lang": "cql2-json"}, 400, "filter: JSON nested"),
+    ({"intersects": "[" * 5000 + "]" * 5000}, 400, "intersects: JSON nested"),
+    # Types the database would have refused with a 500.
+    ({"filter": "CASEI(\"grid:row\") = 'a'"}, 400, "CASEI needs a string"),
+    ({"filter": "CASEI(datetime) = 'a'"}, 400, "CASEI needs a string"),
+    ({"filter": 'caption = "grid:row"'}, 400, "cannot compare"),
+    ({"filter": 'datetime > "eo:cloud_cover"'}, 400, "cannot compare"),
+    ({"filter": "\"grid:row\" LIKE 'a%'"}, 400, "LIKE needs a string property"),
+    ({"filter": "'a' = 1"}, 400, "needs a property"),
+    ({"filter": "1 IN (1, 2)"}, 400, "IN needs a property"),
+    # NUL characters, which PostgreSQL text cannot hold.
+    ({"q": "boats\x00"}, 400, "q: contains a NUL"),
+    ({"ids": "a\x00_1_2"}, 400, "ids: contains a NUL"),
+    ({"collections": "sentinel\x00"}, 400, "collections: contains a NUL"),
+    ({"similar_to": "S2A\x00_1_2"}, 400, "similar_to: contains a NUL"),
+    ({"filter": "caption = 'a\x00'"}, 400, "filter: contains a NUL"),
+    # Every phrase is one tsquery; 160 of them recursed past Python's limit in the SQL compiler.
+    ({"q": ",".join(f"w{i}" for i in range(160))}, 400, "q: 160 comma-separated phrases"),
 ]
 
 
@@ -79,6 +113,23 @@ BAD_POST = [
     ({"sortby": [{"field": "id", "direction": "sideways"}]}, 400, "sortby"),
     ({"fields": None}, 400, "fields"),
     ({"similar_to": ["x"] * 33}, 400, "similar_to"),
+    ({"filter": " AND ".join(['"grid:row" = 1'] * 20_000)}, 413, "more than the 200000 allowed"),
+    ({"filter": _nested_not(33)}, 400, "filter: nested more than 32"),
+    (
+        {"filter": {"op": "=", "args": [{"op": "casei", "args": [{"property": "grid:row"}]}, "a"]}},
+        400,
+        "CASEI needs a string",
+    ),
+    (
+        {"filter": {"op": "=", "args": [{"property": "caption"}, {"property": "datetime"}]}},
+        400,
+        "cannot compare",
+    ),
+    ({"q": "boats\x00"}, 400, "q: contains a NUL"),
+    ({"ids": ["ok", "a\x00"]}, 400, "ids[1]: contains a NUL"),
+    ({"filter": {"op": "=", "args": [{"property": "caption"}, "\x00"]}}, 400, "filter.args[1]"),
+    ({"collections": ["x"], "\x00": 1}, 400, "contains a NUL"),
+    ({"q": [f"w{i}" for i in range(33)]}, 400, "q: 33 comma-separated phrases"),
 ]
 
 
@@ -206,3 +257,107 @@ def test_sql_injection_strings_are_inert(client: TestClient[Any], attack: str) -
         assert client.get(path).status_code == 404
     assert client.post("/search", json={"ids": [attack], "q": attack}).status_code == 200
     assert client.get("/search", params={"limit": 1000}).json()["numberReturned"] == 48
+
+
+def test_raw_json_bodies(client: TestClient[Any]) -> None:
+    """Bodies the JSON encoder of a test would not write: a number beyond float64, deep nesting
+    before the handler decodes (msgspec raised RecursionError), an escaped NUL."""
+    headers = {"content-type": "application/json"}
+    for body, status, needle in (
+        (b'{"limit": 1e999}', 400, "limit: number out of range"),
+        (b'{"q": "boats", "bbox": [0, 0, 1, -1e999]}', 400, "bbox[3]: number out of range"),
+        (b'{"limit": ' + b"9" * 30 + b"}", 400, "limit: 9999"),
+        (b'{"q": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "body: nested more than 80"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "body: nested"),
+        (b'{"q": "a\\\\u0000"}', 200, ""),  # an escaped backslash, then text: no NUL
+        (b'{"q": "a\\\\\\u0000"}', 400, "q: contains a NUL"),
+        (
+            b'{"filter": ' + b'{"op": "not", "args": [' * 1000 + b"true" + b"]}" * 1000 + b"}",
+            400,
+            "body: nested more than 80",
+        ),
+    ):
+        response = client.post("/search", content=body, headers=headers)
+        if status == 200:
+            assert response.status_code == 200, response.text
+        else:
+            _assert_error(response, status, needle)
+
+
+def test_path_parameters_with_nul(client: TestClient[Any]) -> None:
+    _assert_error(client.get("/collections/a%00b"), 400, "collection_id: contains a NUL")
+    _assert_error(client.get("/collections/a%00b/items"), 400, "collection_id")
+    _assert_error(
+        client.get("/collections/sentinel-2-l2a/items/x%00y"), 400, "item_id: contains a NUL"
+    )
+    _assert_error(client.get("/collections/sentinel-2-l2a/items/x%00y/thumbnail"), 400, "item_id")
+
+
+def test_many_phrases_below_the_limit_are_searched(client: TestClient[Any]) -> None:
+    """32 phrases compile to a balanced OR of tsqueries and find the seeded captions."""
+    phrases = ["harbour", "river", *(f"nothing{i}" for i in range(30))]
+    response = client.get("/search", params={"q": ",".join(phrases), "limit": 100})
+    assert response.status_code == 200, response.text
+    ranked = [f for f in response.json()["features"] if f["properties"].get("search:text_rank")]
+    assert ranked
+    assert all(
+        "harbour" in f["properties"]["caption"] or "river" in f["properties"]["caption"]
+        for f in ranked
+    )
+
+
+def test_sources_paths_and_bodies_out_of_range(
+    database_url: str, seeded: Any, tiny_model: Any
+) -> None:
+    from geomelt.db import create_db_engine
+    from geomelt.engine import issue_key
+
+    app = create_app(AppDeps(config=make_config(database_url), load_model=lambda: tiny_model))
+    engine = create_db_engine(database_url)
+    try:
+        writer = {"Authorization": f"Bearer {issue_key(engine, name='w', scopes=['admin'])}"}
+    finally:
+        engine.dispose()
+    source = {"name": "s", "stac_api_url": "https://example.test/stac", "collection": "c"}
+    with TestClient(app) as client:
+        for method in ("GET", "PATCH", "DELETE"):
+            body = {"name": "x"} if method == "PATCH" else None
+            response = client.request(method, "/sources/380027397751", json=body, headers=writer)
+            _assert_error(response, 400, "source_id: 380027397751 is out of range")
+        huge = client.post("/sources", json={**source, "overlap_px": 4398046511103}, headers=writer)
+        assert huge.status_code == 400, huge.text
+        assert set(huge.json()) == {"code", "description"}
+        nul = client.post("/sources", json={**source, "name": "a\x00"}, headers=writer)
+        _assert_error(nul, 400, "name: contains a NUL")
+        created = client.post("/sources", json=source, headers=writer)
+        assert created.status_code == 201, created.text
+        source_id = created.json()["id"]
+        patched = client.patch(f"/sources/{source_id}", json={"collection": "\x00"}, headers=writer)
+        _assert_error(patched, 400, "collection: contains a NUL")
+        assert client.get(f"/sources/{source_id}", headers=writer).json()["collection"] == "c"
+
+
+def test_image_search_honours_the_query_string(client: TestClient[Any]) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 120, 200)).save(buffer, format="PNG")
+    files = {"file": ("x.png", buffer.getvalue())}
+    response = client.post("/search/image?limit=2", files=files)
+    assert response.status_code == 200, response.text
+    assert response.json()["numberReturned"] == 2
+    both = client.post("/search/image?limit=2", files=files, data={"limit": "3"})
+    _assert_error(both, 400, "limit: given both in the query string and as a form field")
+
+
+def test_server_survives_a_filter_that_killed_it(live_server: str) -> None:
+    """The request that overflowed the parser's stack gets a 400 and the server keeps serving."""
+    import httpx
+
+    deep = "(" * 3000 + '"grid:row" = 1' + ")" * 3000
+    with httpx.Client(base_url=live_server, timeout=30) as http:
+        _assert_error(http.get("/search", params={"filter": deep}), 400, "filter")
+        _assert_error(
+            http.post("/search", json={"filter": "NOT (" * 1200 + "caption = 'a'" + ")" * 1200}),
+            400,
+            "filter",
+        )
+        assert http.get("/search", params={"limit": 1}).status_code == 200
