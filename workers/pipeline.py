@@ -24,7 +24,8 @@ from geomelt.db.queries.models import register_model
 from geomelt.model import GeoMelt
 from PIL import Image
 from pyproj import Transformer
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, Text, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from .errors import ChipError, IngestError
 from .grid import ChipWindow, chip_windows, valid_fraction, window_footprint
@@ -153,6 +154,7 @@ class Pipeline:
             row.item, row.assets or (), row.resolution_m, timeout_s=self.settings.http_timeout_s
         ) as raster:
             to_lonlat = Transformer.from_crs(raster.epsg, 4326, always_xy=True).transform
+            self._record_read(row.id, raster)
             for candidate in self._chips(raster, row.chip_size_px, row.overlap_px, result):
                 batch.append(candidate)
                 if len(batch) >= self.settings.batch_size:
@@ -258,6 +260,18 @@ class Pipeline:
         result.chips += len(batch)
         if progress is not None:
             progress(len(batch))
+
+    def _record_read(self, scene_id: int, raster: SceneRaster) -> None:
+        # What was read and on which grid, in the scene's item (`geomelt:read`): the API
+        # publishes it and derives each chip's projection and bands from it.
+        path = literal(["properties", "geomelt:read"], ARRAY(Text))
+        record = literal(raster.record(), JSONB)
+        with unit_of_work(self.engine) as connection:
+            connection.execute(
+                update(Scene)
+                .where(Scene.id == scene_id)
+                .values(item=func.jsonb_set(Scene.item, path, record))
+            )
 
     def _state(self, scene_id: int, state: str) -> None:
         with unit_of_work(self.engine) as connection:

@@ -21,6 +21,7 @@ from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from .assets import AssetChoice, check_projection, choose_assets
 from .errors import ChipError, SourceUnavailable
 from .grid import Transform, ring_is_valid
 from .radiometry import Radiometry, choose_radiometry
@@ -29,11 +30,6 @@ __all__ = ["SceneRaster", "check_geometry", "choose_assets", "open_scene"]
 
 logger = logging.getLogger(__name__)
 
-AUTO_ASSETS: tuple[tuple[str, ...], ...] = (
-    ("red", "green", "blue"),
-    ("visual",),
-    ("pan",),
-)
 # Metres per degree of latitude: turns a resolution in metres into degrees for geographic CRSs.
 METRES_PER_DEGREE = 111_320.0
 # Words in GDAL/curl messages that mean the network, not the file, failed: worth a retry.
@@ -77,29 +73,6 @@ def json_snippet(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def choose_assets(item: Mapping[str, Any], requested: Sequence[str]) -> tuple[str, ...]:
-    """The asset keys to read: the requested ones, or the first complete automatic choice."""
-    available = item.get("assets") or {}
-    usable = {
-        key for key, asset in available.items() if isinstance(asset, dict) and asset.get("href")
-    }
-    if requested:
-        missing = [key for key in requested if key not in usable]
-        if not missing:
-            return tuple(requested)
-        raise ChipError(
-            f"item {item.get('id')!r}: no usable asset {', '.join(missing)}; it has "
-            f"{', '.join(sorted(usable)) or 'no assets'}; change the source's --assets"
-        )
-    for choice in AUTO_ASSETS:
-        if all(key in usable for key in choice):
-            return choice
-    raise ChipError(
-        f"item {item.get('id')!r}: no usable RGB assets (looked for red+green+blue, visual, pan); "
-        f"it has {', '.join(sorted(usable)) or 'no assets'}; pass --assets to name them"
-    )
-
-
 def _item_epsg(item: Mapping[str, Any], fallback: int | None) -> int | None:
     properties = item.get("properties") or {}
     epsg = properties.get("proj:epsg")
@@ -141,7 +114,10 @@ class _StripReader(Protocol):
 
 @dataclass
 class SceneRaster:
-    """A scene's pixel grid: (C, H, W) with C = 3 (RGB) or 1 (grey), NaN where nodata."""
+    """A scene's pixel grid: (C, H, W) with C = 3 (RGB) or 1 (grey), NaN where nodata.
+
+    `choice` is what was read (assets, bands, why); `record()` is the scene's record of it.
+    """
 
     item_id: str
     epsg: int
@@ -151,16 +127,44 @@ class SceneRaster:
     radiometry: Radiometry
     geographic: bool
     _read: _StripReader
+    choice: AssetChoice | None = None
+    data_type: str | None = None
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
         """Rows y0..y1 (exclusive) as float32 (C, y1 - y0, W)."""
         return self._read(y0, y1)
+
+    def record(self) -> dict[str, Any]:
+        """What was read and on which grid, as JSON: the chips' projection comes from it."""
+        return {
+            **(self.choice.record() if self.choice else {}),
+            "proj:code": f"EPSG:{self.epsg}",
+            "proj:shape": [self.height_px, self.width_px],
+            "proj:transform": list(self.transform),
+            "data_type": self.data_type,
+            "radiometry": str(self.radiometry),
+        }
 
 
 def _resolution_in_crs(resolution_m: float | None, geographic: bool) -> float | None:
     if resolution_m is None:
         return None
     return resolution_m / METRES_PER_DEGREE if geographic else resolution_m
+
+
+def _calibrate(values: np.ndarray, choice: AssetChoice) -> np.ndarray:
+    """The item's raster:bands nodata masked (NaN), then scale and offset applied, per channel."""
+    for channel in range(values.shape[0]):
+        index = min(channel, len(choice.nodata) - 1)
+        if index < 0:
+            break
+        nodata, scale, offset = choice.nodata[index], choice.scales[index], choice.offsets[index]
+        if nodata is not None:
+            band = values[channel]
+            band[(band == nodata) | (np.isnan(band) if np.isnan(nodata) else False)] = np.nan
+        if scale is not None or offset is not None:
+            values[channel] = values[channel] * (1.0 if scale is None else scale) + (offset or 0.0)
+    return values
 
 
 @contextlib.contextmanager
@@ -174,7 +178,9 @@ def open_scene(
     """Open the item's RGB pixels; raises ChipError or SourceUnavailable with the reason."""
     item_id = item.get("id")
     check_geometry(item)
-    keys = choose_assets(item, requested_assets)
+    check_projection(item)
+    choice = choose_assets(item, requested_assets)
+    keys = choice.keys
     first_href = item["assets"][keys[0]]["href"]
     with rasterio.Env(**_gdal_options(timeout_s)):
         try:
@@ -186,7 +192,22 @@ def open_scene(
                 raise ChipError(
                     f"item {item_id!r}: asset {first_href} has no CRS; georeference the file"
                 )
-            radiometry = choose_radiometry(dataset.dtypes[0])
+            if len(keys) == 1 and max(choice.bands) > dataset.count:
+                if dataset.count >= 3 or len(choice.bands) == 1:
+                    raise ChipError(
+                        f"item {item_id!r}: asset {keys[0]!r} has {dataset.count} bands, but "
+                        f"its metadata puts {'/'.join(choice.names)} at bands "
+                        f"{', '.join(map(str, choice.bands))}; fix the item's bands or pass "
+                        "--assets"
+                    )
+                # An undescribed single-band file: grey.
+                choice = AssetChoice(
+                    keys, (1,), ("pan",), "pan", choice.reason + "; one band: grey"
+                )
+            # Scaled integers are physical values (reflectance 0..1 for the catalogs we know).
+            scaled = any(s is not None for s in choice.scales)
+            data_type = dataset.dtypes[0]
+            radiometry = choose_radiometry("float32" if scaled else data_type)
             geographic = bool(dataset.crs.is_geographic)
             epsg = _item_epsg(item, dataset.crs.to_epsg())
             if epsg is None:
@@ -194,15 +215,20 @@ def open_scene(
                     f"item {item_id!r}: CRS {dataset.crs} has no EPSG code; set proj:code"
                 )
             resolution = _resolution_in_crs(resolution_m, geographic)
-            if len(keys) == 1 and dataset.count >= 3:
-                yield _multiband(str(item_id), dataset, epsg, resolution, radiometry, geographic)
+            if len(keys) == 1 and dataset.count > 1:
+                raster = _multiband(
+                    str(item_id), dataset, choice, epsg, resolution, radiometry, geographic
+                )
             else:
-                yield _stacked(item, keys, epsg, resolution, radiometry, geographic, timeout_s)
+                raster = _stacked(item, choice, epsg, resolution, radiometry, geographic, timeout_s)
+            raster.data_type = data_type
+            yield raster
 
 
 def _multiband(
     item_id: str,
     dataset: Any,
+    choice: AssetChoice,
     epsg: int,
     resolution: float | None,
     radiometry: Radiometry,
@@ -214,29 +240,46 @@ def _multiband(
     height = max(1, round(dataset.height / scale))
     scale_x, scale_y = dataset.width / width, dataset.height / height
     transform = dataset.transform @ Affine.scale(scale_x, scale_y)
+    indexes = list(choice.bands)
 
     def read(y0: int, y1: int) -> np.ndarray:
         window = Window(0, y0 * scale_y, dataset.width, (y1 - y0) * scale_y)
         shape = (y1 - y0, width)
         try:
             values: np.ndarray = dataset.read(
-                [1, 2, 3], window=window, out_shape=(3, *shape), out_dtype="float32"
+                indexes, window=window, out_shape=(len(indexes), *shape), out_dtype="float32"
             )
             # The dataset mask combines alpha, nodata and per-dataset masks: 0 = no data.
             mask = dataset.dataset_mask(window=window, out_shape=shape)
         except RasterioError as exc:
             _raise_read_error(exc, item_id, dataset.name)
         values[:, mask == 0] = np.nan
-        return values
+        return _calibrate(values, choice)
 
     return SceneRaster(
-        item_id, epsg, tuple(transform)[:6], width, height, radiometry, geographic, read
+        item_id, epsg, tuple(transform)[:6], width, height, radiometry, geographic, read, choice
     )
+
+
+def _with_proj_epsg(item: Mapping[str, Any], epsg: int) -> dict[str, Any]:
+    """The item with proj:epsg beside proj:code (item and assets): stackstac 0.5 trusts
+    proj:shape/proj:transform only with proj:epsg, and otherwise resamples to a grid of its own
+    derived from the lon/lat bbox."""
+    copy = dict(item)
+    copy["properties"] = {"proj:epsg": epsg, **(item.get("properties") or {})}
+    assets = {}
+    for key, asset in (item.get("assets") or {}).items():
+        code = asset.get("proj:code") if isinstance(asset, dict) else None
+        if isinstance(code, str) and code.upper().startswith("EPSG:") and "proj:epsg" not in asset:
+            asset = {**asset, "proj:epsg": int(code.split(":", 1)[1])}
+        assets[key] = asset
+    copy["assets"] = assets
+    return copy
 
 
 def _stacked(
     item: Mapping[str, Any],
-    keys: Sequence[str],
+    choice: AssetChoice,
     epsg: int,
     resolution: float | None,
     radiometry: Radiometry,
@@ -244,10 +287,11 @@ def _stacked(
     timeout_s: float,
 ) -> SceneRaster:
     item_id = str(item.get("id"))
+    keys = choice.keys
     try:
         # epsg is passed explicitly: stackstac 0.5 reads proj:epsg only, not proj:code.
         stack = stackstac.stack(
-            [dict(item)],
+            [_with_proj_epsg(item, epsg)],
             assets=list(keys),
             epsg=epsg,
             resolution=resolution,
@@ -271,7 +315,9 @@ def _stacked(
             values = data.isel(y=slice(y0, y1)).compute(scheduler="threads").to_numpy()
         except (RasterioError, RuntimeError) as exc:
             _raise_read_error(exc, item_id, ", ".join(item["assets"][k]["href"] for k in keys))
-        return np.asarray(values, dtype=np.float32)
+        return _calibrate(np.array(values, dtype=np.float32), choice)
 
     transform = tuple(stack.attrs["transform"])[:6]
-    return SceneRaster(item_id, epsg, transform, width, height, radiometry, geographic, read)
+    return SceneRaster(
+        item_id, epsg, transform, width, height, radiometry, geographic, read, choice
+    )

@@ -203,6 +203,11 @@ def page_select(
         Chip.mean_brightness,
         Chip.created_at,
         Chip.thumbnail_media_type,
+        # The chip's pixel window on the scene's grid: its items' proj:shape and proj:transform.
+        Chip.window_x_px,
+        Chip.window_y_px,
+        Chip.window_width_px,
+        Chip.window_height_px,
         Model.name.label("model_name"),
         Model.version.label("model_version"),
     ]

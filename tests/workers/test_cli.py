@@ -83,7 +83,7 @@ def test_ingest_once_reports_chips_and_failures(database_url: str, services: Ser
     )
     assert bad.exit_code == 5
     assert "6 scenes failed" in bad.output
-    assert "failed no-rgb: item 'no-rgb': no usable RGB assets" in bad.output
+    assert "failed no-rgb: item 'no-rgb': no RGB, pan or false-colour assets found" in bad.output
     status = runner.invoke(
         main,
         ["source", "status", f"{services.fault_collection}@" + services.stac_url.split("://")[1]],

@@ -123,7 +123,7 @@ def test_ingest_real_scenes_then_rerun_changes_nothing(
         ("slow-asset", SourceUnavailable, "could not be fetched"),
         ("truncated", ChipError, "corrupt or truncated"),
         ("garbage", ChipError, "corrupt or truncated"),
-        ("no-rgb", ChipError, "no usable RGB assets"),
+        ("no-rgb", ChipError, "no RGB, pan or false-colour assets found"),
         ("broken-geometry", ChipError, "broken ring"),
     ],
 )
