@@ -147,10 +147,13 @@ def demo_command(
             database_url=url,
             secret=(settings.api_secret or secrets.token_urlsafe(32)).encode(),
             base_url=settings.api_base_url,
+            trusted_proxies=settings.api_trusted_proxies,
             reads_require_key=settings.api_reads_require_key,
         )
         app = create_app(AppDeps(config=config, load_model=lambda: model))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
+        )
         bound_host, bound_port = listener.getsockname()[:2]
         announce = threading.Thread(
             target=_announce,

@@ -31,6 +31,7 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         database_url=database_url,
         secret=secret.encode(),
         base_url=settings.api_base_url,
+        trusted_proxies=settings.api_trusted_proxies,
         reads_require_key=settings.api_reads_require_key,
         allow_private_sources=settings.allow_private_sources,
     )
@@ -65,12 +66,24 @@ def serve_group(context: click.Context, host: str, port: int, workers: int) -> N
     secret = settings.api_secret or secrets.token_urlsafe(32)
     with cli_errors(), open_database(settings) as url:
         if workers == 1:
-            uvicorn.run(_build(settings, url, secret), host=host, port=port, log_level="info")
+            # proxy_headers off: the app believes X-Forwarded-* only from trusted proxies.
+            uvicorn.run(
+                _build(settings, url, secret),
+                host=host,
+                port=port,
+                log_level="info",
+                proxy_headers=False,
+            )
             return
         os.environ[_URL_VARIABLE] = url
         os.environ[_SECRET_VARIABLE] = secret
         uvicorn.run(
-            "geomelt.cli.serve:app_factory", factory=True, host=host, port=port, workers=workers
+            "geomelt.cli.serve:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,
         )
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+import click
 import platformdirs
 
 __all__ = ["DEFAULT_MODEL", "Settings"]
@@ -29,6 +31,8 @@ class Settings:
     api_base_url: str | None = None
     api_model: str = DEFAULT_MODEL
     api_reads_require_key: bool = False
+    # Proxies whose X-Forwarded-Host/-Proto the API believes (none: the headers are ignored).
+    api_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # Whether sources may point at loopback, link-local or private hosts (geomelt.db.sources);
     # `geomelt demo` allows them for its own loopback servers whatever this says.
     allow_private_sources: bool = False
@@ -46,6 +50,7 @@ class Settings:
             api_base_url=env.get("GEOMELT_API_BASE_URL") or None,
             api_model=env.get("GEOMELT_API_MODEL") or DEFAULT_MODEL,
             api_reads_require_key=env.get("GEOMELT_API_READS_REQUIRE_KEY", "") in ("1", "true"),
+            api_trusted_proxies=_networks(env.get("GEOMELT_API_TRUSTED_PROXIES", "")),
             allow_private_sources=env.get("GEOMELT_ALLOW_PRIVATE_SOURCES", "") in ("1", "true"),
             demo_data=Path(env["GEOMELT_DEMO_DATA"]).expanduser()
             if env.get("GEOMELT_DEMO_DATA")
@@ -55,6 +60,18 @@ class Settings:
     @property
     def embedded_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(
+            ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise click.UsageError(
+            f"GEOMELT_API_TRUSTED_PROXIES={text!r}: {exc}; give comma-separated IP addresses or "
+            "networks, e.g. 127.0.0.1,10.0.0.0/8"
+        ) from exc
 
 
 def _normalise_url(url: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from geomelt.db.queries.search import EXACT_THRESHOLD
@@ -18,6 +19,9 @@ class EngineConfig:
     secret: bytes
     # Absolute base URL for links behind a proxy; None: from the request (and X-Forwarded-*).
     base_url: str | None = None
+    # Peers whose X-Forwarded-Host/-Proto are believed; from anyone else they are ignored (a
+    # client could point every link of a response at another site).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     title: str = "GeoMELT Search"
     default_limit: int = 10
     max_limit: int = 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_address
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,15 +20,31 @@ def service(request: Request[Any, Any, Any]) -> SearchService:
 
 
 def base_url(request: Request[Any, Any, Any]) -> str:
-    """Absolute base of links: the configured one, else the request's (X-Forwarded-* aware)."""
-    configured = request.app.state.config.base_url
-    if configured:
-        return str(configured).rstrip("/")
-    proto = request.headers.get("x-forwarded-proto") or request.url.scheme
-    host = request.headers.get("x-forwarded-host") or request.headers.get("host")
-    host = host or request.url.netloc
+    """Absolute base of links: the configured one, else the request's; X-Forwarded-Host and
+    -Proto count only from a configured trusted proxy."""
+    config = request.app.state.config
+    if config.base_url:
+        return str(config.base_url).rstrip("/")
+    proto = request.url.scheme
+    host = request.headers.get("host") or request.url.netloc
+    if _from_trusted_proxy(request, config.trusted_proxies):
+        # A chain of proxies appends: the first value is what the client asked for.
+        forwarded_proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+        if forwarded_proto in ("http", "https"):
+            proto = forwarded_proto
+        host = request.headers.get("x-forwarded-host", "").split(",")[0].strip() or host
     root = request.scope.get("root_path", "")
     return f"{proto}://{host}{root}".rstrip("/")
+
+
+def _from_trusted_proxy(request: Request[Any, Any, Any], trusted: tuple[Any, ...]) -> bool:
+    if not trusted or request.client is None:
+        return False
+    try:
+        peer = ip_address(request.client.host)
+    except ValueError:  # not an IP address (a Unix socket, a test client)
+        return False
+    return any(peer in network for network in trusted)
 
 
 def item_collection(
