@@ -18,9 +18,12 @@ from geomelt.model.evaluate import (
     caption_metrics,
     image_inputs_from_files,
     retrieval_eval,
+    search_retrieval_eval,
     zero_shot_eval,
 )
 from geomelt.model.train import TrainSettings, export, interpolate, train
+
+from .errors import InputProblem
 
 
 @click.group("model")
@@ -48,7 +51,7 @@ def info(preset: str, heads: str, img_size: int | None, as_json: bool) -> None:
         config = get_config(preset, img_size=img_size, task_heads=_parse_heads(heads))
         model = create_model(config, device="meta")
     except ModelError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise InputProblem(str(exc)) from exc
     keys = sorted(model.state_dict())
     counts = config.parameter_counts()
     report = {
@@ -146,7 +149,7 @@ def train_command(
         )  # fmt: skip
         digest = export(model, out / "model.safetensors")
     except ModelError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise InputProblem(str(exc)) from exc
     click.echo(json.dumps({"model": str(out / "model.safetensors"), "sha256": digest}))
 
 
@@ -168,7 +171,7 @@ def interpolate_command(start: str, end: str, alpha: float, out: Path) -> None:
         model = interpolate(load(start).model, load(end).model, alpha)
         digest = export(model, out)
     except ModelError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise InputProblem(str(exc)) from exc
     click.echo(json.dumps({"model": str(out), "sha256": digest, "alpha": alpha}))
 
 
@@ -218,24 +221,39 @@ def eval_command(
     allow_repeats: bool,
     captions_out: Path | None,
 ) -> None:
-    """Retrieval (R@1/5/10, mR; spec §7.1) and captioning metrics (§7.2) on one split."""
+    """Retrieval (R@1/5/10, mR; spec §7.1) and captioning metrics (§7.2) on one split.
+
+    `retrieval` ranks exactly as the search engine does: cosine between the vectors the workers
+    store (GeoMelt.search_vectors, from each image and its own generated caption: beam 3, 32
+    tokens, as the workers caption) and those the engine queries with (encode_queries). For a
+    model with search fusion, `retrieval_without_fusion` is GeoMELT's embeddings alone.
+    """
     _setup_logging()
     try:
         geomelt = load(model_name, device=device)
         records = load_karpathy(data_path, (split,), images_root=images_root)
         images = image_inputs_from_files(records, geomelt.config.vision.img_size, geomelt.device)
         started = time.perf_counter()
-        result: dict[str, Any] = {
-            "model": geomelt.version,
-            "data": str(data_path),
-            "split": split,
-            "retrieval": retrieval_eval(geomelt.model, geomelt.tokenizer, records, images),
-        }
-        if not no_captioning:
+        plain = retrieval_eval(geomelt.model, geomelt.tokenizer, records, images)
+        result: dict[str, Any] = {"model": geomelt.version, "data": str(data_path), "split": split}
+        candidates = None
+        if geomelt.fusion is not None or not no_captioning:
             candidates = caption_images(
                 geomelt.model, geomelt.tokenizer, images, len(records), beams=beams,
                 no_repeats=not allow_repeats,
             )  # fmt: skip
+        if geomelt.fusion is not None and candidates is not None:
+            spec = geomelt.fusion.spec
+            result["ranking"] = (
+                f"fused: GeoMELT cosine + {spec.caption_weight} x query-to-own-caption (MiniLM) "
+                f"+ {spec.heads_weight} x linear heads on frozen features"
+            )
+            result["retrieval"] = search_retrieval_eval(geomelt, records, candidates)
+            result["retrieval_without_fusion"] = plain
+        else:
+            result["ranking"] = "GeoMELT cosine"
+            result["retrieval"] = plain
+        if not no_captioning and candidates is not None:
             result["captioning"] = {
                 **caption_metrics(candidates, [list(r.captions) for r in records]),
                 "beams": beams,
@@ -250,8 +268,12 @@ def eval_command(
                 captions_out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
         result["wall_s"] = round(time.perf_counter() - started, 1)
     except ModelError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise InputProblem(str(exc)) from exc
     _write_json(result, json_out)
+    fused = result["retrieval"]["mR"]
+    alone = result.get("retrieval_without_fusion", result["retrieval"])["mR"]
+    click.echo(f"mR as the search ranks: {fused} ({result['ranking']}); without fusion: {alone}",
+               err=True)  # fmt: skip
 
 
 @model_group.command("eval-zeroshot")
@@ -288,5 +310,5 @@ def eval_zeroshot_command(
             **zero_shot_eval(geomelt.model, geomelt.tokenizer, records, images),
         }
     except ModelError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise InputProblem(str(exc)) from exc
     _write_json(result, json_out)

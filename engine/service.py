@@ -247,7 +247,7 @@ class SearchService:
         key = hashlib.sha256(text.encode()).hexdigest()
         vector = self._text_vectors.get(key)
         if vector is None:
-            vector = np.asarray(self.model.encode_texts([text])[0], dtype=np.float32)
+            vector = np.asarray(self.model.encode_queries([text])[0], dtype=np.float32)
             self._text_vectors.put(key, vector)
         return vector
 
@@ -264,7 +264,11 @@ class SearchService:
             pixels = _decode_image(data, self.config.max_image_pixels)
         reference = hashlib.sha256(data).hexdigest()[:32]
         if self._image_vectors.get(reference) is None:
-            vector = np.asarray(self.model.encode_images(pixels[None])[0], dtype=np.float32)
+            # The upload is captioned as the workers caption chips: fused vectors include it.
+            captions = self.model.caption(pixels[None])
+            vector = np.asarray(
+                self.model.search_vectors(pixels[None], captions)[0], dtype=np.float32
+            )
             self._image_vectors.put(reference, vector)
         return reference
 

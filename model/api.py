@@ -15,6 +15,7 @@ from .config import GeoMeltConfig
 from .decoding import caption_texts
 from .errors import CheckpointError, ConfigError
 from .factory import create_model, get_config
+from .fusion import FUSION_PREFIX, FusionSpec, SearchFusion
 from .image import preprocess_images
 from .network import GeoMeltModel
 from .tokenizer import TextTokenizer, encode_batch, load_tokenizer
@@ -60,7 +61,13 @@ class GeoMelt:
     """
 
     def __init__(
-        self, model: GeoMeltModel, tokenizer: TextTokenizer, *, name: str, sha256: str
+        self,
+        model: GeoMeltModel,
+        tokenizer: TextTokenizer,
+        *,
+        name: str,
+        sha256: str,
+        fusion: SearchFusion | None = None,
     ) -> None:
         if tokenizer.spec.vocab_size_tok > model.geomelt_config.text.vocab_size:
             raise ConfigError(
@@ -68,8 +75,15 @@ class GeoMelt:
                 f"model {name!r} only {model.geomelt_config.text.vocab_size} rows; "
                 "load the tokenizer named in the checkpoint"
             )
+        if fusion is not None and model.beit3.vision_embed.stem is None:
+            raise ConfigError(
+                f"model {name!r}: search fusion pools the EfficientNet stem's map but this "
+                "preset has none; attach fusion heads to a hybrid preset only"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
+        # Caption-aware ranking (model/fusion.py); None: search vectors are the embeddings.
+        self.fusion = fusion
         self.name = name
         self.sha256 = sha256
         self.version = f"{name}@{sha256[:12]}"
@@ -81,6 +95,13 @@ class GeoMelt:
     @property
     def embedding_dim(self) -> int:
         return self.config.embed_dim
+
+    @property
+    def search_dim(self) -> int:
+        """Width of what the search indexes and queries with (search_vectors, encode_queries)."""
+        if self.fusion is None:
+            return self.embedding_dim
+        return self.fusion.dim(self.embedding_dim)
 
     @property
     def device(self) -> torch.device:
@@ -111,6 +132,32 @@ class GeoMelt:
             return torch.zeros(0, self.embedding_dim)
         ids, padding = self.tokenize(texts)
         return self.model.encode_texts(ids, padding).float().cpu()
+
+    @torch.no_grad()
+    def search_vectors(self, images: Any, captions: list[str]) -> torch.Tensor:
+        """What the search stores per image: (B, search_dim) float32, unit norm.
+
+        `captions` are the images' own generated captions (`caption`); without fusion they are
+        not used and the vectors are `encode_images`.
+        """
+        pixels = self.pixels(images)
+        stem = self.model.beit3.vision_embed.stem
+        if self.fusion is None or stem is None:
+            return self.model.encode_images(pixels).float().cpu()
+        # One pass through the frozen prefix feeds both the encoder and the pooled head input.
+        features = stem.frozen_features(pixels)
+        embeddings = self.model.encode_images(features)
+        pooled = self.fusion.pooled(stem, features)
+        return self.fusion.image_vectors(embeddings, pooled, captions)
+
+    @torch.no_grad()
+    def encode_queries(self, texts: list[str]) -> torch.Tensor:
+        """Search queries -> (B, search_dim) float32 unit vectors, to rank `search_vectors` by
+        cosine (the fused score when the model carries fusion heads)."""
+        embeddings = self.encode_texts(texts)
+        if self.fusion is None:
+            return embeddings
+        return self.fusion.query_vectors(embeddings, texts)
 
     @torch.no_grad()
     def caption(
@@ -173,6 +220,11 @@ def load(
         path = WEIGHTS_DIR / SHIPPED_MODELS[name]
     else:
         path = Path(name_or_path)
+    if name is not None and not path.is_file():
+        raise ConfigError(
+            f"model {name!r}: its weights file {path} is missing; reinstall the package "
+            "(`pip install -e .` from a full checkout) or pass a .safetensors checkpoint path"
+        )
     if not path.is_file():
         raise ConfigError(
             f"model {str(name_or_path)!r} is neither a known name nor a file; available names: "
@@ -187,11 +239,34 @@ def load(
             f"{ckpt.tokenizer.sha256[:12]}) but the available one is {tokenizer.spec.kind} "
             f"(sha256 {tokenizer.spec.sha256[:12]}); supply the tokenizer it was trained with"
         )
+    fusion = _fusion_of(ckpt.state_dict, ckpt.extra, str(path))
     with torch.device("meta"):
         model = GeoMeltModel(ckpt.config)
-    model.load_state_dict(ckpt.state_dict, strict=True, assign=True)
+    state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith(FUSION_PREFIX)}
+    model.load_state_dict(state, strict=True, assign=True)
     model.tie_weights()
     model.load_frozen_parts()
     # Weights may be stored in float16 to halve the file; compute in float32 unless asked.
     model = model.to(device=device, dtype=dtype or torch.float32)
-    return GeoMelt(model.eval(), tokenizer, name=name or path.stem, sha256=ckpt.sha256)
+    if fusion is not None:
+        fusion.heads.to(device)
+    return GeoMelt(
+        model.eval(), tokenizer, name=name or path.stem, sha256=ckpt.sha256, fusion=fusion
+    )
+
+
+def _fusion_of(
+    state: dict[str, torch.Tensor], extra: dict[str, Any], source: str
+) -> SearchFusion | None:
+    """The checkpoint's search fusion: `fusion.*` tensors plus the weights in its metadata."""
+    tensors = {k: v for k, v in state.items() if k.startswith(FUSION_PREFIX)}
+    raw = extra.get("fusion")
+    if not tensors and raw is None:
+        return None
+    if not tensors or not isinstance(raw, dict):
+        raise CheckpointError(
+            f"{source}: has {'fusion tensors' if tensors else 'fusion weights'} without "
+            f"{'their weights' if tensors else 'the fusion.* tensors'}; re-attach the heads "
+            "with scripts/fusion_heads.py or use the file they were attached to"
+        )
+    return SearchFusion.from_state(FusionSpec.from_dict(raw, source), tensors, source)

@@ -131,11 +131,23 @@ def load_karpathy(
     root = images_root or images_root_for(Path(json_path))
     name = str(data.get("dataset") or Path(json_path).stem)
     records = []
-    for entry in entries:
+    for position, entry in enumerate(entries):
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("filename"), str)
+            and isinstance(entry.get("sentences", []), list)
+            and all(isinstance(s, dict) for s in entry.get("sentences", []))
+        ):
+            raise ConfigError(
+                f"{json_path}: images[{position}] is {str(entry)[:80]!r}, not a Karpathy entry; "
+                "each needs filename, split and sentences: [{raw: ...}, ...]"
+            )
         if entry.get("split") not in splits:
             continue
         captions = tuple(
-            s["raw"].strip() for s in entry.get("sentences", []) if s.get("raw", "").strip()
+            str(s["raw"]).strip()
+            for s in entry.get("sentences", [])
+            if str(s.get("raw", "")).strip()
         )
         if not captions:
             continue

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .api import GeoMelt
 from .data import ImageRecord, class_prompt_name, load_image, stack_images
 from .decoding import caption_texts
 from .errors import ConfigError
@@ -27,6 +28,7 @@ __all__ = [
     "caption_metrics",
     "image_inputs_from_files",
     "retrieval_eval",
+    "search_retrieval_eval",
     "zero_shot_eval",
 ]
 
@@ -97,6 +99,38 @@ def retrieval_eval(
     caption_image = torch.tensor([i for i, r in enumerate(records) for _ in r.captions])
     text_emb = _embed_texts(model, tokenizer, texts, batch_size)
     return scores_to_metrics(image_emb @ text_emb.T, caption_image)
+
+
+@torch.no_grad()
+def search_retrieval_eval(
+    geomelt: GeoMelt,
+    records: Sequence[ImageRecord],
+    captions: Sequence[str],
+    *,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Retrieval ranked exactly as the search engine ranks: cosine between what the workers
+    store per image (`GeoMelt.search_vectors`, given each image's own generated caption) and
+    what the engine queries with (`GeoMelt.encode_queries`)."""
+    if len(captions) != len(records):
+        raise ConfigError(
+            f"{len(captions)} generated captions for {len(records)} images; caption every image"
+        )
+    size = geomelt.config.vision.img_size
+    image_chunks = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start : start + batch_size]
+        pixels = stack_images([load_image(r.path, size) for r in batch])
+        image_chunks.append(
+            geomelt.search_vectors(pixels, list(captions[start : start + batch_size]))
+        )
+    texts = [c for r in records for c in r.captions]
+    text_chunks = [
+        geomelt.encode_queries(texts[start : start + 4 * batch_size])
+        for start in range(0, len(texts), 4 * batch_size)
+    ]
+    caption_image = torch.tensor([i for i, r in enumerate(records) for _ in r.captions])
+    return scores_to_metrics(torch.cat(image_chunks) @ torch.cat(text_chunks).T, caption_image)
 
 
 def scores_to_metrics(scores: torch.Tensor, caption_image: torch.Tensor) -> dict[str, Any]:

@@ -185,6 +185,16 @@ class EfficientNetLite0Stem(nn.Module):
             x = features.to(self.head_w.dtype).contiguous(memory_format=torch.channels_last)
             return self._head(self._blocks(x, self.first_tuned, len(self.specs)))
 
+    def blocks_from(self, features: torch.Tensor, start: int) -> torch.Tensor:
+        """Blocks `start`.. and the head conv on the map that block `start` takes.
+
+        Lets an ImageNet trunk finish a map that a tuned-tail stem's frozen prefix produced
+        (both share the blocks before `start`), without recomputing that prefix.
+        """
+        if not 0 < start <= len(self.specs):
+            raise ConfigError(f"blocks_from start {start}: use 1..{len(self.specs)}")
+        return self._head(self._blocks(features, start, len(self.specs)))
+
     def _head(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu6(F.conv2d(x, self.head_w, self.head_b))
 

@@ -35,7 +35,7 @@ from .data import (
     stack_images,
 )
 from .errors import ConfigError
-from .factory import create_model, get_config
+from .factory import create_model, get_config, list_presets
 from .image import d4_transform, preprocess_images
 from .lora import LoraSettings, apply_lora, merge_lora
 from .network import GeoMeltModel
@@ -113,15 +113,23 @@ class TrainSettings:
     def from_json(cls, path: Path) -> TrainSettings:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise TypeError(f"top level is a {type(raw).__name__}")
             if raw.get("lora"):
                 raw["lora"] = LoraSettings(**raw["lora"])
             if raw.get("caption"):
                 raw["caption"] = CaptionTrainingSettings(**raw["caption"])
-            return cls(**raw)
+            settings = cls(**raw)
         except (OSError, ValueError, TypeError) as exc:
             raise ConfigError(
                 f"train config {path}: {exc}; it must be a JSON object of TrainSettings fields"
             ) from exc
+        if settings.preset not in list_presets():
+            raise ConfigError(
+                f"train config {path}: unknown preset {settings.preset!r}; use one of "
+                f"{', '.join(list_presets())}"
+            )
+        return settings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -86,7 +86,8 @@ def register_geomelt(connection: Connection, model: GeoMelt) -> int:
             name=model.name,
             version=model.sha256[:12],
             sha256=model.sha256,
-            embedding_dim=model.embedding_dim,
+            # The width of what the search ranks (fused vectors when the model carries fusion).
+            embedding_dim=model.search_dim,
         )
     )
 
@@ -217,13 +218,14 @@ class Pipeline:
     ) -> None:
         images = np.stack([candidate.pixels for candidate in batch])
         started = time.perf_counter()
-        embeddings = self.model.encode_images(images).numpy()
-        self.times.add("embed", time.perf_counter() - started, len(batch))
-        started = time.perf_counter()
         captions = self.model.caption(
             images, beams=self.settings.caption_beams, max_len=self.settings.caption_max_len
         )
         self.times.add("caption", time.perf_counter() - started, len(batch))
+        started = time.perf_counter()
+        # Caption-aware search vectors: a fused model's vector includes its own caption's.
+        embeddings = self.model.search_vectors(images, captions).numpy()
+        self.times.add("embed", time.perf_counter() - started, len(batch))
         started = time.perf_counter()
         records = []
         for candidate, embedding, caption in zip(batch, embeddings, captions, strict=True):

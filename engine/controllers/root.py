@@ -31,7 +31,7 @@ class RootController(Controller):
         config = request.app.state.config
         semantic = {
             "model": search.model_label,
-            "dimensions": int(search.model.embedding_dim),
+            "dimensions": int(search.model.search_dim),
             "max_q_length": config.max_q_length,
             "max_similar_to": config.max_similar_to,
         }
