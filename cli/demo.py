@@ -25,14 +25,14 @@ from typing import Any
 
 import click
 import uvicorn
-from geomelt.db import create_db_engine, upgrade
+from geomelt.db import DatabaseUnavailable, create_db_engine, upgrade
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.workers import ChipSettings, Pipeline, RetryPolicy, SourceSpec, ingest_once
 from geomelt.workers.local import GEOTIFF_SUFFIXES, local_catalog
 from sqlalchemy import Engine
 
 from .database import open_database
-from .errors import IngestProblem, cli_errors
+from .errors import DatabaseProblem, IngestProblem, cli_errors
 from .settings import DEFAULT_MODEL, Settings
 from .worker import load_model
 
@@ -265,6 +265,12 @@ def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int
             on_scene_done=done,
             max_items=max_items,
         )
+    except DatabaseUnavailable as exc:
+        raise DatabaseProblem(
+            f"the database stopped while ingesting: {exc}. The scenes finished so far are kept; "
+            "once it runs again (the embedded one starts with the next command), run "
+            "`geomelt demo` again to resume where it stopped"
+        ) from exc
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)

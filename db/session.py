@@ -44,10 +44,7 @@ def unit_of_work(engine: Engine) -> Iterator[Connection]:
     except DBAPIError as exc:
         if not is_outage(exc):
             raise
-        raise DatabaseUnavailable(
-            f"the database is unavailable ({_first_line(exc.orig)}); retry in "
-            f"{RETRY_AFTER_S} s, the service resumes by itself when the database is back"
-        ) from exc
+        raise DatabaseUnavailable(f"the database is unavailable ({_first_line(exc.orig)})") from exc
 
 
 def is_outage(exc: DBAPIError) -> bool:

@@ -133,7 +133,8 @@ def _db_error(request: Request[Any, Any, Any], exc: DbError) -> Response[Any]:
         return _error(409, "Conflict", str(exc))
     if isinstance(exc, DatabaseUnavailable):
         # The service resumes by itself once the database is back (db.session).
-        return _error(503, "ServiceUnavailable", str(exc), {"Retry-After": str(RETRY_AFTER_S)})
+        description = f"{exc}; retry in {RETRY_AFTER_S} s"
+        return _error(503, "ServiceUnavailable", description, {"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, MigrationRequired):
         return _error(503, "ServiceUnavailable", str(exc))
     return _server_error(request, exc)

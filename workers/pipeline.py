@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from geomelt.db import unit_of_work
+from geomelt.db import DatabaseUnavailable, unit_of_work
 from geomelt.db.models import Scene, Source
 from geomelt.db.queries.ingest import ChipRecord, upsert_chips
 from geomelt.db.queries.models import register_model
@@ -139,6 +139,8 @@ class Pipeline:
         result = SceneResult(scene_id, row.item_id)
         try:
             self._run(row, result, progress)
+        except DatabaseUnavailable:
+            raise  # nothing can be recorded on the scene; the caller reports the outage
         except IngestError as exc:
             self._fail(scene_id, str(exc))
             raise
