@@ -1,5 +1,11 @@
 """Ingesting one scene: read -> chip -> caption + embed -> store, with explicit scene states.
 
+Chips are cells of the ground grid (workers/grid.py, docs/GRID.md): the scene is resampled into
+the UTM zone of its centre at the GSD level nearest its own (0.3-30 m, what the model was
+trained on), and every cell it touches is cut whole. A cell at the scene's edge is padded with
+nodata, its `valid_fraction` counts only the scene's valid pixels, and cells below
+`min_valid_fraction` are dropped (counted as skipped): no partial chip is indexed as if whole.
+
 States: pending -> chipping (reading and cutting) -> embedding (model batches stored as they
 finish) -> done, or failed with the reason; every attempt counts in `attempts`. A scene that is
 done is left alone, so a re-run of its job changes nothing; a re-run after a crash repeats the
@@ -19,18 +25,32 @@ from typing import Any
 import numpy as np
 from geomelt.db import DatabaseUnavailable, unit_of_work
 from geomelt.db.models import Scene, Source
-from geomelt.db.queries.ingest import ChipRecord, upsert_chips
+from geomelt.db.queries.ingest import ChipRecord, prune_scene_chips, upsert_chips
 from geomelt.db.queries.models import register_model
 from geomelt.model import GeoMelt
 from PIL import Image
 from pyproj import Transformer
+from rasterio.enums import Resampling
 from sqlalchemy import Connection, Engine, Text, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from .errors import ChipError, IngestError
-from .grid import ChipWindow, chip_windows, valid_fraction, window_footprint
+from .grid import (
+    GSD_LEVELS_M,
+    MAX_UPSAMPLE,
+    ChipWindow,
+    GridArea,
+    GroundGrid,
+    densified_window_ring,
+    native_gsd_m,
+    target_gsd,
+    utm_epsg,
+    valid_fraction,
+    window_footprint,
+)
 from .radiometry import mean_brightness, to_uint8_rgb
 from .read import SceneRaster, open_scene
+from .warp import on_grid, resampling_for
 
 __all__ = ["ChipSettings", "Pipeline", "SceneResult", "register_geomelt"]
 
@@ -39,8 +59,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class ChipSettings:
-    # A chip with less valid (non-nodata, non-alpha) area than this is skipped and counted.
+    # A cell with less valid (non-nodata, non-alpha, inside the scene) area than this fraction
+    # of the whole chip is dropped and counted: edge cells are nodata-padded, so this is also the
+    # smallest piece of a scene that is indexed.
     min_valid_fraction: float = 0.5
+    # GSD levels scenes are resampled to, and how far a coarser scene may be upsampled to the
+    # coarsest (grid.target_gsd); a source's --resolution overrides both.
+    gsd_levels_m: tuple[float, ...] = GSD_LEVELS_M
+    max_upsample: float = MAX_UPSAMPLE
     batch_size: int = 16
     caption_beams: int = 3
     caption_max_len: int = 32
@@ -56,6 +82,8 @@ class SceneResult:
     chips: int = 0
     skipped: int = 0
     already_done: bool = False
+    # Why a readable scene was not chipped at all (its GSD is out of the model's range).
+    not_chipped: str | None = None
 
 
 @dataclass
@@ -73,9 +101,10 @@ class StageTimes:
 @dataclass
 class _Candidate:
     window: ChipWindow
-    pixels: np.ndarray  # (chip, chip, 3) uint8, padded at raster edges
+    pixels: np.ndarray  # (chip, chip, 3) uint8, black where the scene has no data
     valid_fraction: float
     brightness: float | None
+    cell_id: str
 
 
 def register_geomelt(connection: Connection, model: GeoMelt) -> int:
@@ -151,40 +180,91 @@ class Pipeline:
         return result
 
     def _run(self, row: Any, result: SceneResult, progress: Callable[[int], None] | None) -> None:
-        batch: list[_Candidate] = []
-        started_embedding = False
+        kept: list[str] = []
         with open_scene(
             row.item, row.assets or (), row.resolution_m, timeout_s=self.settings.http_timeout_s
-        ) as raster:
-            to_lonlat = Transformer.from_crs(raster.epsg, 4326, always_xy=True).transform
-            self._record_read(row.id, raster)
-            for candidate in self._chips(raster, row.chip_size_px, row.overlap_px, result):
-                batch.append(candidate)
-                if len(batch) >= self.settings.batch_size:
-                    if not started_embedding:
-                        self._state(row.id, "embedding")
-                        started_embedding = True
-                    self._embed_and_store(row, raster, to_lonlat, batch, result, progress)
-                    batch = []
-            if batch:
-                self._state(row.id, "embedding")
-                self._embed_and_store(row, raster, to_lonlat, batch, result, progress)
+        ) as native:
+            planned = self._ground_area(row, native, result)
+            if planned is not None:
+                raster = on_grid(native, *planned)
+                self._record_read(row.id, raster)
+                self._chip_scene(row, raster, planned[0], result, kept, progress)
         with unit_of_work(self.engine) as connection:
             connection.execute(
                 update(Scene)
                 .where(Scene.id == row.id)
-                .values(state="done", last_error=None, chips_skipped=result.skipped)
+                .values(state="done", last_error=result.not_chipped, chips_skipped=result.skipped)
             )
+            # Chips of the scene's own grid (before migration 0005) or of cells no longer kept.
+            prune_scene_chips(connection, scene_id=row.id, model_id=self.model_id, kept_cells=kept)
         logger.info(
             "item %s: %d chips stored, %d skipped", row.item_id, result.chips, result.skipped
         )
 
+    def _chip_scene(
+        self,
+        row: Any,
+        raster: SceneRaster,
+        area: GridArea,
+        result: SceneResult,
+        kept: list[str],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        batch: list[_Candidate] = []
+        started_embedding = False
+        to_lonlat = Transformer.from_crs(raster.epsg, 4326, always_xy=True).transform
+        for candidate in self._chips(raster, area, result):
+            kept.append(candidate.cell_id)
+            batch.append(candidate)
+            if len(batch) >= self.settings.batch_size:
+                if not started_embedding:
+                    self._state(row.id, "embedding")
+                    started_embedding = True
+                self._embed_and_store(row, raster, to_lonlat, batch, result, progress)
+                batch = []
+        if batch:
+            self._state(row.id, "embedding")
+            self._embed_and_store(row, raster, to_lonlat, batch, result, progress)
+
+    def _ground_area(
+        self, row: Any, native: SceneRaster, result: SceneResult
+    ) -> tuple[GridArea, Resampling] | None:
+        """The ground-grid cells the scene touches and how to resample it onto them; None
+        (with the reason in `result.not_chipped`) for a scene too coarse for the model."""
+        outline = ChipWindow(0, 0, 0, 0, native.width_px, native.height_px)
+        xs, ys = densified_window_ring(outline, native.transform, points_per_edge=16)
+        lons, lats = Transformer.from_crs(native.epsg, 4326, always_xy=True).transform(xs, ys)
+        try:
+            epsg = utm_epsg(float(np.mean(lons)), float(np.mean(lats)))
+        except ValueError as exc:
+            raise ChipError(f"item {row.item_id!r}: {exc}") from exc
+        grid_xs, grid_ys = Transformer.from_crs(native.epsg, epsg, always_xy=True).transform(xs, ys)
+        grid_xs, grid_ys = np.asarray(grid_xs), np.asarray(grid_ys)
+        native_gsd = native_gsd_m(grid_xs, grid_ys, native.width_px, native.height_px)
+        gsd = row.resolution_m
+        if gsd is None:
+            try:
+                gsd = target_gsd(
+                    native_gsd,
+                    levels_m=self.settings.gsd_levels_m,
+                    max_upsample=self.settings.max_upsample,
+                )
+            except ValueError as exc:
+                # Nothing is wrong with the item: it is done, with no chips and the reason.
+                result.not_chipped = (
+                    f"not chipped: {exc}; set the source's --resolution to chip it at a GSD "
+                    "of your choice anyway"
+                )
+                logger.warning("item %s: %s", row.item_id, result.not_chipped)
+                return None
+        grid = GroundGrid(epsg, gsd, row.chip_size_px, row.chip_size_px - row.overlap_px)
+        return grid.area(grid_xs, grid_ys), resampling_for(native_gsd, gsd)
+
     def _chips(
-        self, raster: SceneRaster, chip_px: int, overlap_px: int, result: SceneResult
+        self, raster: SceneRaster, area: GridArea, result: SceneResult
     ) -> Iterator[_Candidate]:
-        windows = chip_windows(raster.width_px, raster.height_px, chip_px, overlap_px)
         by_row: dict[int, list[ChipWindow]] = defaultdict(list)
-        for window in windows:
+        for window in area.windows():
             by_row[window.row].append(window)
         for row_windows in by_row.values():
             y0 = row_windows[0].y_px
@@ -196,15 +276,20 @@ class Pipeline:
             candidates = []
             for window in row_windows:
                 bands = strip[:, :, window.x_px : window.x_px + window.width_px]
+                # Whole cells: outside the scene is NaN, so padding counts as invalid here.
                 pixels, valid = to_uint8_rgb(bands, raster.radiometry)
                 fraction = valid_fraction(valid)
                 if fraction < self.settings.min_valid_fraction:
                     result.skipped += 1
                     continue
-                padded = np.zeros((chip_px, chip_px, 3), np.uint8)
-                padded[: window.height_px, : window.width_px] = pixels
                 candidates.append(
-                    _Candidate(window, padded, fraction, mean_brightness(pixels, valid))
+                    _Candidate(
+                        window,
+                        pixels,
+                        fraction,
+                        mean_brightness(pixels, valid),
+                        area.grid.cell_id(window.row, window.col),
+                    )
                 )
             self.times.add("chip", time.perf_counter() - started, len(row_windows))
             yield from candidates
@@ -256,6 +341,7 @@ class Pipeline:
                     mean_brightness=candidate.brightness,
                     thumbnail=thumbnail_jpeg(candidate.pixels, self.settings.thumbnail_px),
                     thumbnail_media_type="image/jpeg",
+                    cell_id=candidate.cell_id,
                 )
             )
         with unit_of_work(self.engine) as connection:

@@ -71,15 +71,21 @@ def test_poll_stores_scenes_and_jobs_in_one_go_and_repolling_changes_nothing(
 def test_ingest_real_scenes_then_rerun_changes_nothing(
     engine: Engine, services: Services, pipeline: Pipeline
 ) -> None:
-    source_id = _source(engine, services, services.collection, chip_size_px=192)
+    source_id = _source(engine, services, services.collection, chip_size_px=64)
     poll_source(engine, source_id, enqueue=None)
     scenes = _scene_ids(engine)
     results = {item: pipeline.ingest_scene(scene) for item, scene in scenes.items()}
-    # A 24 x 42 px scene is one (padded) chip; the Bahamas collar and drone alpha are skipped.
-    assert results["s2_barbellino_20170703_boa_10m_tiny"].chips == 1
-    assert results["landsat7_bahamas_rgb_300m"].skipped > 0
-    assert results["drone_pix4d_bali_ricefields_35cm_rgba"].skipped > 0
-    assert results["usgs_hro_colorado_201404_15cm_residential"].chips == 4  # 2 x 2 grid
+    # 240 x 420 m of Sentinel-2 fill less than half of any 640 m cell: nothing is indexed.
+    assert results["s2_barbellino_20170703_boa_10m_tiny"].chips == 0
+    assert results["s2_barbellino_20170703_boa_10m_tiny"].skipped > 0
+    # 300 m is beyond the 0.3-30 m the model reads: done, no chips, the reason recorded.
+    bahamas = results["landsat7_bahamas_rgb_300m"]
+    assert (bahamas.chips, bahamas.skipped) == (0, 0)
+    assert bahamas.not_chipped is not None
+    assert "GSD 300" in bahamas.not_chipped
+    assert results["drone_pix4d_bali_ricefields_35cm_rgba"].skipped > 0  # alpha collar
+    assert results["drone_pix4d_bali_ricefields_35cm_rgba"].chips > 50
+    assert results["usgs_hro_colorado_201404_15cm_residential"].chips > 0
     with engine.connect() as connection:
         states = connection.execute(
             text("SELECT state, attempts, chips_skipped FROM scenes ORDER BY id")
@@ -87,17 +93,46 @@ def test_ingest_real_scenes_then_rerun_changes_nothing(
         footprints = connection.execute(
             text(
                 "SELECT count(*) FROM chips c JOIN scenes s ON s.id = c.scene_id "
-                "WHERE NOT (s.bbox @> c.bbox)"
+                "WHERE NOT (s.bbox && c.bbox)"
             )
         ).scalar()
         media = connection.execute(
             text("SELECT thumbnail_media_type, min(valid_fraction) >= 0.5 FROM chips GROUP BY 1")
         ).all()
+        grids = dict(
+            connection.execute(
+                text(
+                    "SELECT s.item_id, array_agg(DISTINCT regexp_replace(c.cell_id, "
+                    "'_[0-9]+_[0-9]+$', '') || ' ' || c.window_width_px || 'x' || "
+                    "c.window_height_px) FROM chips c JOIN scenes s ON s.id = c.scene_id "
+                    "GROUP BY 1"
+                )
+            ).all()
+        )
+        mismatched = connection.execute(
+            text(
+                "SELECT count(*) FROM chips WHERE cell_id IS NULL "
+                "OR cell_id NOT LIKE '%\\_' || row || '\\_' || col"
+            )
+        ).scalar()
     assert all(state == "done" and attempts == 1 for state, attempts, _ in states)
     assert sum(skipped for _, _, skipped in states) == sum(r.skipped for r in results.values())
-    # Each chip's lon/lat footprint lies inside its item's bbox (small tolerance via equality).
+    # Each chip is a whole cell of the scene's ground grid that overlaps the scene.
     assert footprints == 0
+    assert mismatched == 0
+    assert grids == {
+        "usgs_hro_colorado_201404_15cm_residential": ["utm13n_0.3m_64px 64x64"],
+        "drone_pix4d_bali_ricefields_35cm_rgba": ["utm50s_0.3m_64px 64x64"],
+        "s2_demmin_20230603_10m_b04b03b02b08_4326": ["utm33n_10m_64px 64x64"],
+    }
     assert media == [("image/jpeg", True)]
+    with engine.connect() as connection:
+        edge = connection.execute(
+            text("SELECT min(valid_fraction), max(valid_fraction) FROM chips")
+        ).one()
+    # Edge cells are nodata-padded and say so; inner cells are whole.
+    assert 0.5 <= edge[0] < 0.9
+    assert edge[1] == 1.0
     before = _chip_rows(engine)
     assert len(before) == sum(r.chips for r in results.values())
     # A re-run of a done scene's job is a no-op.
