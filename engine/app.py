@@ -21,6 +21,7 @@ from .controllers import (
     SourcesController,
 )
 from .controllers.change import CellsController, ChangesController
+from .controllers.docs import document_responses
 from .controllers.web import WebController, web_routers
 from .errors import exception_handlers
 from .limits import check_request
@@ -44,7 +45,7 @@ def create_app(deps: AppDeps) -> Litestar:
             engine.dispose()
 
     read_guard: list[Any] = [require_scope("read")]
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             RootController,
             CollectionsController,
@@ -70,6 +71,9 @@ def create_app(deps: AppDeps) -> Litestar:
             path="/schema",
         ),
     )
+    # Built once here and corrected in place before anything renders it.
+    document_responses(app.openapi_schema, reads_require_key=config.reads_require_key)
+    return app
 
 
 def _state(config: Any) -> Any:

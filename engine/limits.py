@@ -15,7 +15,8 @@ from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from typing import Any
 
-from litestar import Request
+from litestar import Request, Response
+from litestar.routes import HTTPRoute
 
 from .errors import InvalidParameter, PayloadTooLarge
 
@@ -222,10 +223,12 @@ def _leaves(document: Any) -> Iterator[tuple[str, Any]]:
             yield path or "body", node
 
 
-async def check_request(request: Request[Any, Any, Any]) -> None:
+async def check_request(request: Request[Any, Any, Any]) -> Response[None] | None:
     """The app's `before_request`: path and query parameters and JSON bodies, before the
     handler's parameters are decoded (msgspec raises RecursionError on deep bodies and sends
     NULs and 64-bit integers on to PostgreSQL, which refuses them with a 500)."""
+    if request.method == "OPTIONS":
+        return _options(request)
     for name, value in request.path_params.items():
         if isinstance(value, int) and not -MAX_PATH_INTEGER <= value <= MAX_PATH_INTEGER:
             raise InvalidParameter(
@@ -236,3 +239,17 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method in ("POST", "PUT", "PATCH") and content_type.endswith("json"):
         check_json_body(await request.body())
+    return None
+
+
+def _options(request: Request[Any, Any, Any]) -> Response[None]:
+    """Every method of the path in `Allow`: Litestar's own OPTIONS answer lists those of the
+    route as first registered (GET alone for /search, PATCH alone for /sources/{id})."""
+    paths = request.route_handler.paths
+    methods = {
+        method
+        for route in request.app.routes
+        if isinstance(route, HTTPRoute) and route.path in paths
+        for method in route.methods
+    }
+    return Response(None, status_code=204, headers={"Allow": ", ".join(sorted(methods))})
