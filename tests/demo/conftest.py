@@ -20,13 +20,14 @@ from geomelt.workers import ChipSettings, Pipeline, SourceSpec, ingest_once
 from geomelt.workers.local import free_port, local_catalog
 
 GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
-# Four dates (2014, 2017, 2019, and an unknown-date interval 1990-2025), three CRSs, uint8 RGB
-# and uint16 reflectance; about 25 chips, so seeding takes seconds on a busy 2-core machine.
+# Three dates (2012, 2020, 2023) and a 2019 interval, four CRSs (EPSG:26914, 32634, 4326,
+# 32631), uint8 RGB, uint16 reflectance and uint16 pan; a few chips each on the ground grid
+# (files smaller than half a 224 px cell yield none), so seeding takes seconds.
 SEED_FILES = (
-    "usgs_hro_colorado_201404_15cm_residential.tif",
-    "s2_barbellino_20170703_boa_10m_tiny.tif",
-    "s2_barbellino_20190723_boa_10m_tiny.tif",
-    "landsat7_bahamas_rgb_300m.tif",
+    "naip_nd_20120731_m_4709963_se_14_5m.tif",
+    "s2_tci_34SGA_20200318_tobruk_libya_100m.tif",
+    "s2_demmin_20230603_10m_b04b03b02b08_4326.tif",
+    "spacenet6_rotterdam_wv2_pan_50cm_port_quay.tif",
 )
 FAST = ChipSettings(batch_size=16, caption_beams=1, caption_max_len=8)
 

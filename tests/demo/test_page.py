@@ -91,18 +91,18 @@ def test_page_search_more_like_this_dates_area_and_zoom(
     page.click("#similar-clear")
     expect(page.locator("#similar")).to_be_hidden()
 
-    # Date range 2018-2019: the 2014 and 2017 scenes drop out; 2019 and the undated one stay.
-    page.fill("#date-from", "2018-01-01")
-    page.fill("#date-to", "2019-12-31")
+    # Date range 2019-2020: the 2012 and 2023 scenes drop out; the 2020 one stays.
+    page.fill("#date-from", "2019-01-01")
+    page.fill("#date-to", "2020-12-31")
     page.locator("#date-to").dispatch_event("change")
     _wait_for_search(page)
     expect(page.locator("#results .result").first).to_be_visible()
     ids = _result_ids(page)
-    assert not [i for i in ids if i.startswith(("usgs_hro", "s2_barbellino_20170703"))], ids
-    assert any(i.startswith("s2_barbellino_20190723") for i in ids), ids
+    assert not [i for i in ids if i.startswith(("naip_nd_20120731", "s2_demmin"))], ids
+    assert any(i.startswith("s2_tci_34SGA_20200318_tobruk") for i in ids), ids
 
     # An impossible range is an error state, not a request.
-    page.fill("#date-from", "2020-01-01")
+    page.fill("#date-from", "2021-01-01")
     page.locator("#date-from").dispatch_event("change")
     expect(page.locator("#status.error")).to_contain_text("start date is after the end date")
     page.fill("#date-from", "")
