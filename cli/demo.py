@@ -13,7 +13,6 @@ import hashlib
 import json
 import secrets
 import socket
-import sys
 import threading
 import time
 import urllib.parse
@@ -28,8 +27,14 @@ import uvicorn
 from geomelt.db import DatabaseUnavailable, create_db_engine, upgrade
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.workers import ChipSettings, Pipeline, RetryPolicy, SourceSpec, ingest_once
-from geomelt.workers.local import GEOTIFF_SUFFIXES, local_catalog
+from geomelt.workers.local import (
+    GEOTIFF_SUFFIXES,
+    SIDECAR_SUFFIXES,
+    local_catalog,
+)
 from sqlalchemy import Engine
+
+from geomelt import SAMPLE_DIR
 
 from .database import open_database
 from .errors import DatabaseProblem, IngestProblem, cli_errors
@@ -43,15 +48,15 @@ __all__ = ["demo_command"]
 DEMO_BEAMS = 1
 DEMO_CAPTION_MAX_LEN = 16
 
-USAGE = """\
-geomelt demo needs imagery. Either
-  geomelt demo PATH                      a folder of GeoTIFFs / COGs (any CRS), e.g.
-  geomelt demo ../shared/data/geo
-or
-  geomelt demo --stac-api URL --collection C [--bbox W,S,E,N] [--datetime A/B] [--max-items N]
-  e.g. geomelt demo --stac-api https://earth-search.aws.element84.com/v1 \\
-         --collection sentinel-2-l2a --bbox 16.2,48.1,16.5,48.3 --max-items 3
-or set GEOMELT_DEMO_DATA to a folder of GeoTIFFs."""
+# Queries whose best hits in the shipped sample show what they ask for (checked with the default
+# model by tests/demo/test_cli_demo.py).
+SAMPLE_QUERIES = (
+    "storage tanks",
+    "meandering river",
+    "sea and desert coast",
+    "parking lot with cars",
+    "residential area",
+)
 
 
 class DemoUsage(click.ClickException):
@@ -113,17 +118,18 @@ def demo_command(
 ) -> None:
     """Ingest imagery and serve a searchable map, in one command.
 
-    PATH is a folder of GeoTIFFs or COGs (uint8 RGB, pan, or multi-band reflectance, any CRS).
-    Captions are greedy and short by default (--beams 1, --caption-max-len 16) so the first
-    result comes quickly on a CPU.
+    PATH is a folder of GeoTIFFs or COGs (uint8 RGB, pan, or multi-band reflectance, any CRS);
+    without PATH or --stac-api: GEOMELT_DEMO_DATA, else the sample shipped with geomelt (20
+    openly licensed crops: Vienna, NAIP, SpaceNet, Sentinel-2, Landsat). Captions are greedy
+    and short by default (--beams 1, --caption-max-len 16) so the first result comes quickly
+    on a CPU.
     """
     settings = Settings.from_env()
     started = time.monotonic()
     if path is None and stac_api is None:
-        if settings.demo_data is None:
-            click.echo(USAGE, err=True)
-            sys.exit(2)
-        path = settings.demo_data
+        path = settings.demo_data or SAMPLE_DIR
+        if path == SAMPLE_DIR:
+            check_sample(SAMPLE_DIR)
     if path is not None and stac_api is not None:
         raise DemoUsage("give either PATH or --stac-api, not both")
     if stac_api is not None and not collection:
@@ -157,7 +163,14 @@ def demo_command(
         bound_host, bound_port = listener.getsockname()[:2]
         announce = threading.Thread(
             target=_announce,
-            args=(server, f"http://{bound_host}:{bound_port}", started, not no_browser, tiles),
+            args=(
+                server,
+                f"http://{bound_host}:{bound_port}",
+                started,
+                not no_browser,
+                tiles,
+                path is not None and path.resolve() == SAMPLE_DIR,
+            ),
             daemon=True,
         )
         announce.start()
@@ -172,10 +185,37 @@ def _check_folder(path: Path) -> None:
         raise DemoUsage(f"PATH {path}: does not exist; give a folder of GeoTIFF/COG files")
     if not path.is_dir():
         raise DemoUsage(f"PATH {path}: is not a folder; give the folder that holds the GeoTIFFs")
-    if not any(p.is_file() and p.suffix.lower() in GEOTIFF_SUFFIXES for p in path.iterdir()):
+    # Any other file is tried, and listed with its reason when it is not usable.
+    if not any(
+        p.is_file() and not p.name.startswith(".") and p.suffix.lower() not in SIDECAR_SUFFIXES
+        for p in path.iterdir()
+    ):
         raise DemoUsage(
             f"PATH {path}: holds no GeoTIFF (looked for {', '.join(GEOTIFF_SUFFIXES)} files)"
         )
+
+
+def check_sample(folder: Path) -> None:
+    """Every file the sample's manifest lists is there with its sha256; else name it and the fix."""
+    fix = (
+        "reinstall geomelt-search (pip install --force-reinstall --no-deps geomelt-search), "
+        "or in a clone: git checkout -- geomelt/sample"
+    )
+    try:
+        entries = json.loads((folder / "manifest.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DemoUsage(f"sample manifest {folder / 'manifest.json'}: {exc}; {fix}") from exc
+    for entry in entries:
+        path = folder / entry["file"]
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise DemoUsage(f"sample file {path}: {exc.strerror}; {fix}") from exc
+        if digest != entry["sha256"]:
+            raise DemoUsage(
+                f"sample file {path}: sha256 {digest[:12]}... is not the manifest's "
+                f"{entry['sha256'][:12]}... (changed or damaged); {fix}"
+            )
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -224,7 +264,10 @@ def _source(
         for skipped in catalog.skipped:
             click.echo(f"skipped {skipped.path.name}: {skipped.reason}", err=True)
         if not catalog.items:
-            raise DemoUsage(f"PATH {path}: none of its GeoTIFFs is usable (see above)")
+            raise DemoUsage(
+                f"PATH {path}: none of its files is a usable GeoTIFF (each is listed above "
+                "with the reason)"
+            )
         click.echo(f"{len(catalog.items)} GeoTIFFs in {folder} served as a STAC API at {url}")
         yield SourceSpec(name=catalog.collection, stac_api_url=url, collection=catalog.collection)
 
@@ -288,9 +331,14 @@ def _ingest(engine: Engine, spec: SourceSpec, pipeline: Pipeline, max_items: int
 
 
 def _announce(
-    server: uvicorn.Server, base: str, started: float, browser: bool, tiles: str | None
+    server: uvicorn.Server,
+    base: str,
+    started: float,
+    browser: bool,
+    tiles: str | None,
+    sample: bool,
 ) -> None:
-    """Once the server answers: print the URLs and three example queries that fit the data."""
+    """Once the server answers: print the URLs and example queries that fit the data."""
     while not server.started:
         if server.should_exit:
             return
@@ -302,7 +350,7 @@ def _announce(
         f"  Map:      {page}",
         f"  STAC API: {base}/  (pystac-client: Client.open('{base}/'))",
         "  Try:",
-        *(f"    curl '{example}'" for example in _examples(base)),
+        *(f"    curl '{example}'" for example in _examples(base, sample)),
         "Press Ctrl-C to stop.",
     ]
     click.echo("\n".join(lines))
@@ -349,8 +397,9 @@ def _content_words(caption: str, most: int = 3) -> list[str]:
     return words[:most]
 
 
-def _examples(base: str) -> list[str]:
-    """A text query from a stored caption, a bbox + date filter around a chip, more-like-this."""
+def _examples(base: str, sample: bool = False) -> list[str]:
+    """Text queries (the sample's known ones, else words of a stored caption), a bbox + date
+    filter around a chip, more-like-this."""
     try:
         with urllib.request.urlopen(f"{base}/search?limit=1", timeout=30) as response:  # noqa: S310 - our own server
             features = json.load(response).get("features") or []
@@ -366,8 +415,9 @@ def _examples(base: str) -> list[str]:
     when = first["properties"].get("datetime") or first["properties"].get("start_datetime")
     year = (when or "2020")[:4]
     encode = urllib.parse.quote
+    queries = SAMPLE_QUERIES if sample else (" ".join(words),)
     return [
-        f"{base}/search?q={encode(' '.join(words))}&limit=5",
+        *(f"{base}/search?q={encode(query)}&limit=5" for query in queries),
         f"{base}/search?bbox={area}&datetime={year}-01-01T00:00:00Z/..&limit=5",
         f"{base}/search?similar_to={encode(first['id'])}&limit=5",
     ]

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +37,14 @@ import rasterio
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
 
 from .errors import IngestError, SourceUnavailable
 
 __all__ = [
     "GEOTIFF_SUFFIXES",
+    "SIDECAR_SUFFIXES",
     "LocalCatalog",
     "QuietHTTPServer",
     "RangeHandler",
@@ -61,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff", ".gtif")
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+# Notes and metadata beside the imagery: not reported as skipped (every other file is).
+SIDECAR_SUFFIXES = (".md", ".txt", ".json", ".xml", ".ovr", ".py")
 # Files with no date in their tags, name or manifest get this interval (STAC needs one).
 UNKNOWN_INTERVAL = (
     dt.datetime(1990, 1, 1, tzinfo=dt.UTC),
@@ -266,6 +270,8 @@ def build_local_items(
     paths = sorted(p for p in folder.iterdir() if p.is_file())
     for path in paths:
         if path.suffix.lower() not in GEOTIFF_SUFFIXES:
+            if not path.name.startswith(".") and path.suffix.lower() not in SIDECAR_SUFFIXES:
+                catalog.skipped.append(SkippedFile(path, _why_not_geotiff(path)))
             continue
         mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
         stamp = max(mtime, updated).isoformat().replace("+00:00", "Z")
@@ -277,6 +283,28 @@ def build_local_items(
             continue
         catalog.items.append(item.to_dict(include_self_link=False, transform_hrefs=False))
     return catalog
+
+
+def _why_not_geotiff(path: Path) -> str:
+    """Why a file without a GeoTIFF suffix is not ingested, and what to do about it."""
+    kind = path.suffix.lower() or "no suffix"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                georeferenced = src.crs is not None and not src.transform.is_identity
+    except (RasterioError, OSError):
+        return (
+            f"not a GeoTIFF ({kind}) nor an image GDAL reads; "
+            f"use {', '.join(GEOTIFF_SUFFIXES)} files"
+        )
+    if not georeferenced:
+        return (
+            f"a {kind} image without georeferencing (no CRS or geotransform); georeference it "
+            "and save it as a GeoTIFF, e.g. gdal_translate -of COG -a_srs EPSG:... -a_ullr "
+            "ulx uly lrx lry IN OUT.tif"
+        )
+    return f"a georeferenced {kind} image; convert it: gdal_translate -of COG IN OUT.tif"
 
 
 # --- Static server with HTTP Range ----------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Real services for the demo tests: a folder of real COGs, a database seeded through the real
-ingestion path (local catalog -> rustac -> Range reads -> tiny-random model), real uvicorn."""
+"""Real services for the demo tests: a folder of real COGs (the shipped sample), a database
+seeded through the real ingestion path (local catalog -> rustac -> Range reads -> tiny-random
+model), real uvicorn."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from geomelt.model import load
 from geomelt.workers import ChipSettings, Pipeline, SourceSpec, ingest_once
 from geomelt.workers.local import free_port, local_catalog
 
-GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
+from geomelt import SAMPLE_DIR
+
 # Three dates (2012, 2020, 2023) and a 2019 interval, four CRSs (EPSG:26914, 32634, 4326,
 # 32631), uint8 RGB, uint16 reflectance and uint16 pan; a few chips each on the ground grid
 # (files smaller than half a 224 px cell yield none), so seeding takes seconds.
@@ -33,10 +35,10 @@ FAST = ChipSettings(batch_size=16, caption_beams=1, caption_max_len=8)
 
 
 def link_files(folder: Path, names: tuple[str, ...]) -> Path:
-    """A folder of symlinks to shared files (read in place, never copied)."""
+    """A folder of symlinks to sample files (read in place, never copied)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        (folder / name).symlink_to(GEO_DIR / name)
+        (folder / name).symlink_to(SAMPLE_DIR / name)
     return folder
 
 

@@ -1,37 +1,45 @@
-"""`geomelt demo`: end to end in a subprocess (start, query, Ctrl-C), and every bad input."""
+"""`geomelt demo`: end to end in a subprocess (start, query, Ctrl-C), the shipped sample, and every
+bad input."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from click.testing import CliRunner
+from geomelt.cli import demo as demo_module
 from geomelt.cli import main
 from geomelt.workers.local import free_port, local_catalog
 from rasterio.errors import NotGeoreferencedWarning
 
-from .conftest import GEO_DIR, link_files
+from geomelt import SAMPLE_DIR
+
+from .conftest import link_files
 
 GEOMELT = str(Path(sys.executable).parent / "geomelt")
+# Two CRSs, uint8 RGB and uint16 reflectance band assets; a few ground-grid cells each.
 GOOD_FILES = (
-    "s2_barbellino_20170703_boa_10m_tiny.tif",
-    "usgs_hro_colorado_201404_15cm_residential.tif",
+    "s2_demmin_20230603_10m_b04b03b02b08_4326.tif",
+    "vienna_ortho_2023_30cm_schoenbrunn_park.tif",
 )
 
 
 def _write_bad_files(folder: Path) -> None:
-    """Random bytes, a GeoTIFF without georeferencing, a truncated COG, and a text file."""
+    """Random bytes, a GeoTIFF and a PNG without georeferencing, a truncated COG, a text file."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(3)
     (folder / "garbage.tif").write_bytes(rng.integers(0, 256, 40_000, np.uint8).tobytes())
@@ -48,7 +56,14 @@ def _write_bad_files(folder: Path) -> None:
         ) as plain,
     ):
         plain.write(rng.integers(0, 256, (3, 64, 64), np.uint8))
-    source = GEO_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
+    with (
+        warnings.catch_warnings(category=NotGeoreferencedWarning, action="ignore"),
+        rasterio.open(
+            folder / "photo.png", "w", driver="PNG", width=32, height=32, count=3, dtype="uint8"
+        ) as png,
+    ):
+        png.write(rng.integers(0, 256, (3, 32, 32), np.uint8))
+    source = SAMPLE_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
     (folder / "truncated.tif").write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     (folder / "notes.txt").write_text("not imagery")
 
@@ -98,6 +113,7 @@ def test_demo_folder_end_to_end_then_a_second_start_skips_done_scenes(
         assert f"http://127.0.0.1:{port}/app" in output, output
         assert re.search(r"skipped garbage\.tif: .+", output), output
         assert re.search(r"skipped no_georef\.tif: not georeferenced", output), output
+        assert re.search(r"skipped photo\.png: a \.png image without georeferencing", output)
         assert re.search(r"failed truncated: .*(corrupt|truncated|not a readable)", output), output
         assert "notes.txt" not in output
         assert "ingested 2 scenes" in output
@@ -130,17 +146,69 @@ def test_demo_folder_end_to_end_then_a_second_start_skips_done_scenes(
         _stop(process, lines)
 
 
+# What each example query of the sample must find among its first three hits (file names).
+SAMPLE_HITS = {
+    "storage tanks": ("spacenet6_rotterdam_wv2_pan_50cm_industrial_tanks",),
+    "meandering river": ("landsat_pucallpa_peru",),
+    "sea and desert coast": ("s2_tci_34SGA_20200318_tobruk_libya",),
+    "parking lot with cars": ("vienna_ortho", "spacenet6_rotterdam_wv2_pan_50cm_residential"),
+    "residential area": ("usgs_hro_colorado", "spacenet6_rotterdam_wv2_pan_50cm_residential"),
+}
+
+
+def test_demo_without_arguments_serves_the_sample_and_its_examples_find_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The README's main command: the shipped sample with the default model."""
+    assert set(SAMPLE_HITS) == set(demo_module.SAMPLE_QUERIES)
+    env = {
+        **os.environ,
+        "GEOMELT_DATABASE_URL": database_url,
+        "GEOMELT_DATA_DIR": str(tmp_path / "data"),
+        "GEOMELT_DEMO_DATA": "",
+    }
+    env.pop("GEOMELT_API_MODEL", None)
+    port = free_port()
+    process, lines = _start_demo([], env, port)
+    output = "".join(lines)
+    try:
+        assert f"19 GeoTIFFs in {SAMPLE_DIR} served as a STAC API" in output, output
+        assert re.search(r"ingested 19 scenes \(\d+ chips\) .*; 0 failed", output), output
+        assert "skipped" not in output
+        examples = re.findall(r"curl '([^']+)'", output)
+        for query, files in SAMPLE_HITS.items():
+            url = next(e for e in examples if f"q={urllib.parse.quote(query)}&" in e)
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+                ids = [f["id"] for f in json.load(response)["features"]]
+            assert any(i.startswith(files) for i in ids[:3]), (query, ids)
+    finally:
+        _stop(process, lines)
+
+
 def _invoke(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["demo", *args], env={"GEOMELT_DEMO_DATA": "", **env})
     return result.exit_code, result.output
 
 
-def test_without_data_prints_both_ways_and_exits_2() -> None:
-    code, output = _invoke([], {})
-    assert code == 2
-    assert "geomelt demo PATH" in output
-    assert "--stac-api URL --collection C" in output
-    assert "GEOMELT_DEMO_DATA" in output
+def test_a_damaged_sample_file_is_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DIR, sample)
+    demo_module.check_sample(sample)  # an intact copy passes
+    damaged = sample / "naip_nd_20120731_m_4709963_se_14_5m.tif"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    monkeypatch.setattr(demo_module, "SAMPLE_DIR", sample)
+    code, output = _invoke(["--no-browser", "--port", "0"], {})
+    assert code == 2, output
+    assert f"sample file {damaged}: sha256" in output
+    assert "pip install --force-reinstall --no-deps geomelt-search" in output
+    assert "git checkout -- geomelt/sample" in output
+
+    damaged.unlink()
+    code, output = _invoke(["--no-browser", "--port", "0"], {})
+    assert code == 2, output
+    assert f"sample file {damaged}: No such file" in output
 
 
 def test_bad_paths_and_arguments_exit_2_with_the_reason(tmp_path: Path) -> None:
@@ -154,6 +222,7 @@ def test_bad_paths_and_arguments_exit_2_with_the_reason(tmp_path: Path) -> None:
 
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "readme.md").write_text("no imagery here")
+    (tmp_path / "text" / "manifest.json").write_text("[]")
     code, output = _invoke([str(tmp_path / "text")], {})
     assert code == 2
     assert "holds no GeoTIFF" in output
@@ -190,7 +259,9 @@ def test_a_folder_of_only_broken_files_exits_2_listing_each(
     assert code == 2, output
     assert "skipped garbage.tif" in output
     assert "skipped no_georef.tif: not georeferenced" in output
-    assert "none of its GeoTIFFs is usable" in output
+    assert "skipped photo.png: a .png image without georeferencing" in output
+    assert "gdal_translate" in output
+    assert "none of its files is a usable GeoTIFF" in output
 
 
 def test_an_unreachable_stac_api_is_a_clear_error(database_url: str, tmp_path: Path) -> None:

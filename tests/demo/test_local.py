@@ -15,19 +15,22 @@ from geomelt.workers.local import build_local_items, local_catalog, static_serve
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 
-from .conftest import GEO_DIR, link_files
+from geomelt import SAMPLE_DIR
+
+from .conftest import link_files
 from .test_cli_demo import _write_bad_files
 
 SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def test_items_of_the_shared_folder_use_its_manifest(tmp_path: Path) -> None:
+def test_items_of_the_sample_folder_use_its_manifest(tmp_path: Path) -> None:
     catalog = build_local_items(
-        GEO_DIR, tmp_path / "served", "http://files", collection="geo", updated=SINCE
+        SAMPLE_DIR, tmp_path / "served", "http://files", collection="geo", updated=SINCE
     )
+    # manifest.json and LICENSES.md are notes beside the imagery, not skipped files.
     assert catalog.skipped == []
     items = {item["id"]: item for item in catalog.items}
-    assert len(items) == 22
+    assert len(items) == 19
     for item in items.values():
         assert ProjectionExtension.get_schema_uri() in item["stac_extensions"]
         assert RasterExtension.get_schema_uri() in item["stac_extensions"]
@@ -50,6 +53,9 @@ def test_items_of_the_shared_folder_use_its_manifest(tmp_path: Path) -> None:
     assert items["s2_tci_34SGA_20200318_tobruk_libya_100m"]["properties"]["datetime"].startswith(
         "2020-03-18"
     )
+    # Titles come from the manifest, not the file name.
+    palace = items["vienna_ortho_2023_30cm_schoenbrunn_palace"]["properties"]
+    assert "Schönbrunn palace" in palace["title"]
 
 
 def test_without_a_manifest_bands_dates_and_bad_files_come_from_the_files(tmp_path: Path) -> None:
@@ -59,15 +65,17 @@ def test_without_a_manifest_bands_dates_and_bad_files_come_from_the_files(tmp_pa
             "landsat7_olinda_brazil_etm_6band_28m.tif",  # descriptions "B1 blue", "B3 red", ...
             "s2_demmin_20230603_10m_b04b03b02b08_4326.tif",  # descriptions B4, B3, B2, B8
             "usgs_hro_colorado_201404_15cm_residential.tif",  # colour interpretation RGB
-            "landsat7_bahamas_rgb_300m.tif",  # no date anywhere
+            "spacenet6_rotterdam_wv2_pan_50cm_residential.tif",  # no date anywhere
         ),
     )
     _write_bad_files(folder)
     catalog = build_local_items(
         folder, tmp_path / "served", "http://files", collection="c", updated=SINCE
     )
-    assert sorted(s.path.name for s in catalog.skipped) == ["garbage.tif", "no_georef.tif"]
-    assert all(s.reason for s in catalog.skipped)
+    reasons = {s.path.name: s.reason for s in catalog.skipped}
+    assert sorted(reasons) == ["garbage.tif", "no_georef.tif", "photo.png"]
+    assert all(reasons.values())
+    assert reasons["photo.png"].startswith("a .png image without georeferencing")
     items = {item["id"]: item for item in catalog.items}
     olinda = items["landsat7_olinda_brazil_etm_6band_28m"]["assets"]
     assert [olinda[k]["href"].rsplit(".", 2)[1] for k in ("red", "green", "blue")] == [
@@ -78,9 +86,9 @@ def test_without_a_manifest_bands_dates_and_bad_files_come_from_the_files(tmp_pa
     assert list(items["s2_demmin_20230603_10m_b04b03b02b08_4326"]["assets"]) == ["visual"]
     usgs = items["usgs_hro_colorado_201404_15cm_residential"]["properties"]
     assert usgs["datetime"].startswith("2014-04-01")
-    bahamas = items["landsat7_bahamas_rgb_300m"]["properties"]
-    assert bahamas["datetime"] is None
-    assert bahamas["start_datetime"] < bahamas["end_datetime"]
+    rotterdam = items["spacenet6_rotterdam_wv2_pan_50cm_residential"]["properties"]
+    assert rotterdam["datetime"] is None
+    assert rotterdam["start_datetime"] < rotterdam["end_datetime"]
     # The truncated file's header is intact: it is listed, and fails later, at chipping.
     assert "truncated" in items
 
