@@ -89,8 +89,10 @@ def _ingest(
                 for e in group
             ]
         )
-        vectors = np.asarray(model.encode_images(pixels), dtype=np.float32)
-        captions = model.caption(pixels, beams=1, max_len=20)
+        # As the workers do (ChipSettings: beam 3, 32 tokens), then the search vectors, which
+        # include each image's own caption when the model carries fusion heads.
+        captions = model.caption(pixels, beams=3, max_len=32)
+        vectors = np.asarray(model.search_vectors(pixels, captions), dtype=np.float32)
         with unit_of_work(engine) as connection:
             records = []
             for offset, (entry, vector, caption) in enumerate(
@@ -139,7 +141,7 @@ def _ingest(
 
 def _vector_top10(model: Any, database_url: str, query: str) -> list[str]:
     engine = create_db_engine(database_url)
-    vector = np.asarray(model.encode_texts([query])[0], dtype=np.float32)
+    vector = np.asarray(model.encode_queries([query])[0], dtype=np.float32)
     from sqlalchemy import text
 
     with unit_of_work(engine) as connection:
