@@ -77,7 +77,9 @@ MAX_ASSET_CHARS = 100
 # recurse, and the JSON is stored and sent on every poll).
 MAX_SEARCH_BYTES = 64 * 1024
 MAX_SEARCH_DEPTH = 32
-SEARCH_KEYS = ("bbox", "intersects", "datetime", "filter", "query")
+# Item-search parameters the poller passes on (pystac-client's names); it sets collections,
+# limit and the filter language itself (the filter is CQL2 JSON, combined with the watermark's).
+SEARCH_KEYS = ("ids", "bbox", "intersects", "datetime", "filter", "query")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,99}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -196,9 +198,13 @@ def _search(value: Any) -> dict[str, Any]:
         raise InvalidSource(
             f"search bbox {bbox!r}: four numbers minx,miny,maxx,maxy in degrees, miny <= maxy"
         )
-    for key, kind in (("intersects", dict), ("datetime", str), ("query", dict)):
+    kinds = (("intersects", dict), ("datetime", str), ("query", dict), ("filter", dict))
+    for key, kind in kinds:
         if value.get(key) is not None and not isinstance(value[key], kind):
             raise InvalidSource(f"search {key} {value[key]!r}: expected a {kind.__name__}")
+    ids = value.get("ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise InvalidSource(f"search ids {ids!r}: expected a list of item ids")
     if value.get("filter") is not None:
         try:
             cql2.Expr(value["filter"]).validate()

@@ -121,3 +121,19 @@ def test_writes_lookups_and_errors_through_one_owner(database_url: str) -> None:
             get_source(connection, "s2")
     finally:
         engine.dispose()
+
+
+def test_every_search_parameter_the_poller_passes_on_is_accepted() -> None:
+    search = {
+        "ids": ["S2A_1"],
+        "bbox": [16.2, 48.1, 16.5, 48.3],
+        "datetime": "2023-01-01/..",
+        "filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]},
+        "query": {"eo:cloud_cover": {"lt": 20}},
+    }
+    assert check_source({**GOOD, "search": search}, allow_private_hosts=False)["search"] == search
+    # The poller combines the filter with its watermark as CQL2 JSON: text is refused.
+    with pytest.raises(InvalidSource, match="expected a dict"):
+        check_source(
+            {**GOOD, "search": {"filter": "eo:cloud_cover < 20"}}, allow_private_hosts=False
+        )
