@@ -9,8 +9,11 @@ Cells seen in both ranges are ranked by
   with a query vector q,
 * `gain`: cos(q, after) - cos(q, before), how much more the cell matches q after than before.
 
-Pages are keyset on (score desc, cell_id). The cost is linear in the chips of the region in the
-two ranges (one pass each, DISTINCT ON over the (model_id, cell_id, datetime) index).
+A chip's acquisition time is its datetime, or for items that give only an interval (a year,
+say) the item's start_datetime..end_datetime; a chip is in a range when its acquisition time
+(the whole interval) lies inside it. Pages are keyset on (score desc, cell_id). The cost is
+linear in the chips of the region in the two ranges (one pass each, DISTINCT ON over the
+(model_id, cell_id, datetime) index).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Float,
     Select,
     Text,
@@ -44,6 +48,8 @@ from .filters import Filters, item_id_expression, where_clauses
 __all__ = [
     "ChangeQuery",
     "DateRange",
+    "acquired_end",
+    "acquired_start",
     "cell_timeline",
     "change_page",
     "count_changed_cells",
@@ -81,16 +87,33 @@ class ChangeQuery:
     query_vector: np.ndarray[Any, Any] | None = None
 
     def region(self, period: DateRange | None = None) -> list[ColumnElement[bool]]:
-        """WHERE terms of the region's ground-grid chips (in `period` when given)."""
+        """WHERE terms of the region's ground-grid chips (acquired within `period` if given)."""
         filters = Filters(
             model_id=self.model_id,
             collections=self.collections,
             bbox=self.bbox,
             intersects=self.intersects,
-            datetime_start=period.start if period else None,
-            datetime_end=period.end if period else None,
         )
-        return [*where_clauses(filters), Chip.cell_id.is_not(None)]
+        clauses = [*where_clauses(filters), Chip.cell_id.is_not(None)]
+        if period is not None and period.start is not None:
+            clauses.append(acquired_start() >= period.start)
+        if period is not None and period.end is not None:
+            clauses.append(acquired_end() <= period.end)
+        return clauses
+
+
+def _item_time(name: str) -> ColumnElement[dt.datetime]:
+    return cast(Scene.item[("properties", name)].as_string(), DateTime(timezone=True))
+
+
+def acquired_start() -> ColumnElement[dt.datetime]:
+    """When a chip's acquisition began: its datetime, else its item's start_datetime."""
+    return func.coalesce(Chip.datetime, _item_time("start_datetime"))
+
+
+def acquired_end() -> ColumnElement[dt.datetime]:
+    """When a chip's acquisition ended: its datetime, else its item's end_datetime."""
+    return func.coalesce(Chip.datetime, _item_time("end_datetime"))
 
 
 def _base() -> Any:
@@ -105,6 +128,8 @@ def _representatives(where: Sequence[ColumnElement[bool]], name: str) -> Any:
             item_id_expression().label("item_id"),
             Scene.collection,
             Chip.datetime,
+            acquired_start().label("start_datetime"),
+            acquired_end().label("end_datetime"),
             Chip.caption,
             Chip.valid_fraction,
             Chip.thumbnail_media_type,
@@ -115,7 +140,7 @@ def _representatives(where: Sequence[ColumnElement[bool]], name: str) -> Any:
         .where(*where)
         .ext(distinct_on(Chip.cell_id))
         .order_by(
-            Chip.cell_id, Chip.valid_fraction.desc(), Chip.datetime.desc().nulls_last(), Chip.id
+            Chip.cell_id, Chip.valid_fraction.desc(), acquired_end().desc().nulls_last(), Chip.id
         )
         .subquery(name)
     )
@@ -161,6 +186,8 @@ def change_page(
                 "item_id",
                 "collection",
                 "datetime",
+                "start_datetime",
+                "end_datetime",
                 "caption",
                 "valid_fraction",
                 "thumbnail_media_type",
@@ -205,17 +232,17 @@ def nearest_acquisition(
     candidates: list[tuple[dt.timedelta, dt.datetime]] = []
     if period.start is not None:
         earlier = connection.execute(
-            select(func.max(Chip.datetime))
+            select(func.max(acquired_end()))
             .select_from(_base())
-            .where(*region, Chip.datetime < period.start)
+            .where(*region, acquired_end() < period.start)
         ).scalar_one()
         if earlier is not None:
             candidates.append((period.start - earlier, earlier))
     if period.end is not None:
         later = connection.execute(
-            select(func.min(Chip.datetime))
+            select(func.min(acquired_start()))
             .select_from(_base())
-            .where(*region, Chip.datetime > period.end)
+            .where(*region, acquired_start() > period.end)
         ).scalar_one()
         if later is not None:
             candidates.append((later - period.end, later))
@@ -231,6 +258,8 @@ def cell_timeline(connection: Connection, *, model_id: int, cell_id: str) -> lis
             item_id_expression().label("item_id"),
             Scene.collection,
             Chip.datetime,
+            acquired_start().label("start_datetime"),
+            acquired_end().label("end_datetime"),
             Chip.caption,
             Chip.valid_fraction,
             Chip.thumbnail_media_type,
@@ -238,6 +267,6 @@ def cell_timeline(connection: Connection, *, model_id: int, cell_id: str) -> lis
         )
         .select_from(_base())
         .where(Chip.model_id == model_id, Chip.cell_id == cell_id)
-        .order_by(Chip.datetime.asc().nulls_last(), Chip.id)
+        .order_by(acquired_start().asc().nulls_last(), Chip.id)
     )
     return list(connection.execute(statement))

@@ -28,6 +28,7 @@ DATES = {
     "naip_2012_sliver": dt.datetime(2012, 7, 31, tzinfo=dt.UTC),  # same date, overlapping
     "naip_2016": dt.datetime(2016, 8, 16, tzinfo=dt.UTC),
     "naip_2020": dt.datetime(2020, 8, 31, tzinfo=dt.UTC),
+    "landsat_1985": None,  # dated by its year only: start_datetime/end_datetime
 }
 BBOX = f"{LON0},{LAT0},{LON0 + COLS * CELL_DEG},{LAT0 + ROWS * CELL_DEG}"
 NEW_BUILDINGS = "new buildings"
@@ -73,7 +74,16 @@ def _seed(database_url: str, model: Any) -> Place:
                         source_id=source_id,
                         collection="naip",
                         item_id=item_id,
-                        item={"type": "Feature", "id": item_id, "properties": {}},
+                        item={
+                            "type": "Feature",
+                            "id": item_id,
+                            "properties": {}
+                            if when
+                            else {
+                                "start_datetime": "1985-01-01T00:00:00Z",
+                                "end_datetime": "1985-12-31T23:59:59Z",
+                            },
+                        },
                         datetime=when,
                         item_version="1",
                         bbox_lonlat=(LON0, LAT0, LON0 + COLS * CELL_DEG, LAT0 + ROWS * CELL_DEG),
@@ -83,6 +93,8 @@ def _seed(database_url: str, model: Any) -> Place:
                 for index, cell in enumerate(cells):
                     if item_id == "naip_2012_sliver" and index != 2:
                         continue  # the sliver scene sees one cell, less completely
+                    if item_id == "landsat_1985" and index != 0:
+                        continue
                     row, col = divmod(index, COLS)
                     west, south = LON0 + col * CELL_DEG, LAT0 + row * CELL_DEG
                     ring = [
@@ -228,8 +240,13 @@ def test_a_cell_timeline_lists_every_acquisition_in_date_order(
             "before: '..,2011-12-31' is a single date",
         ),
         (
-            {"before": "../2011-12-31", "after": "2020-01-01/.."},
-            "before: no acquisitions before 2011-12-31 in this region; nearest 2012-07-31",
+            {"before": "1990-01-01/2011-12-31", "after": "2020-01-01/.."},
+            "before: no acquisitions between 1990-01-01 and 2011-12-31 in this region; "
+            "nearest 2012-07-31",
+        ),
+        (
+            {"before": "../1984-12-31", "after": "2020-01-01/.."},
+            "before: no acquisitions before 1984-12-31 in this region; nearest 1985-01-01",
         ),
         (
             {"before": "2012-07-31", "after": "2020-01-01/.."},
@@ -272,3 +289,30 @@ def test_change_search_needs_a_region_and_is_documented(
     assert "/cells/{cell_id}" in paths
     conformance = client.get("/conformance").json()["conformsTo"]
     assert "https://geomelt.dev/stac-api/semantic-search/v1.0.0#change-search" in conformance
+
+
+def test_an_item_dated_by_its_year_takes_part_in_change_search(
+    place_client: tuple[TestClient[Any], Place],
+) -> None:
+    client, place = place_client
+    response = client.get(
+        "/changes",
+        params={"bbox": BBOX, "before": "1985-01-01/1985-12-31", "after": "2020-01-01/.."},
+    )
+    assert response.status_code == 200, response.text
+    [feature] = response.json()["features"]
+    assert feature["id"] == place.cells[0]
+    before = feature["properties"]["before"]
+    assert before["datetime"] is None
+    assert (before["start_datetime"], before["end_datetime"]) == (
+        "1985-01-01T00:00:00Z",
+        "1985-12-31T23:59:59Z",
+    )
+    # A range that only overlaps the year does not hold it.
+    partial = client.get(
+        "/changes",
+        params={"bbox": BBOX, "before": "1985-06-01/1986-06-01", "after": "2020-01-01/.."},
+    )
+    assert partial.status_code == 400
+    timeline = client.get(f"/cells/{place.cells[0]}").json()["timeline"]
+    assert timeline[0]["start_datetime"] == "1985-01-01T00:00:00Z"
