@@ -1,8 +1,8 @@
-"""STAC items in the shapes five real catalogs publish, over test COGs from ../shared/data/geo.
+"""STAC items in the shapes five real catalogs publish, over test COGs from the shipped sample.
 
 Each builder copies the asset keys, roles, media types and band metadata (`eo:bands`, STAC 1.1
 `bands`, `raster:bands`) of that catalog's published example items; the hrefs point at COGs cut
-from the shared files (served by a Range server). The automatic asset choice must read each of
+from the sample files (served by a Range server). The automatic asset choice must read each of
 them with no --assets:
 
 - earth-search `sentinel-2-l2a` (v1): single-band reflectance COGs `red`, `green`, `blue`, `nir`
@@ -29,7 +29,8 @@ import rasterio
 from geomelt.workers.local import write_band_cog
 from rasterio.warp import transform_bounds
 
-GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
+from ..sample_data import SAMPLE_DIR, write_rgba
+
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 COLLECTION = "catalog-shapes"
 
@@ -83,7 +84,7 @@ def _band_cog(source: Path, band: int, target: Path, convert: Callable[[Any], An
 
 
 def sentinel2_l2a(data_dir: Path, base_url: str) -> dict[str, Any]:
-    source = GEO_DIR / "s2_barbellino_20170703_boa_10m_tiny.tif"
+    source = SAMPLE_DIR / "s2_barbellino_20170703_boa_10m_tiny.tif"
     assets: dict[str, Any] = {}
     for key, band, wavelength in (("blue", 2, 0.49), ("green", 3, 0.56), ("red", 4, 0.665)):
         target = data_dir / f"S2A_32TNS_20170703_{key}.tif"
@@ -142,7 +143,7 @@ def sentinel2_l2a(data_dir: Path, base_url: str) -> dict[str, Any]:
 
 
 def landsat_c2_l2(data_dir: Path, base_url: str) -> dict[str, Any]:
-    source = GEO_DIR / "landsat7_olinda_brazil_etm_6band_28m.tif"
+    source = SAMPLE_DIR / "landsat7_olinda_brazil_etm_6band_28m.tif"
     assets: dict[str, Any] = {}
     bands = (("blue", 1, "B1"), ("green", 2, "B2"), ("red", 3, "B3"), ("nir08", 4, "B4"))
     for key, band, name in bands:
@@ -186,7 +187,7 @@ def landsat_c2_l2(data_dir: Path, base_url: str) -> dict[str, Any]:
 
 
 def naip(data_dir: Path, base_url: str) -> dict[str, Any]:
-    source = GEO_DIR / "naip_nd_20200831_m_4709963_se_14_5m.tif"
+    source = SAMPLE_DIR / "naip_nd_20200831_m_4709963_se_14_5m.tif"
     link = data_dir / source.name
     if not link.exists():
         link.symlink_to(source)
@@ -214,7 +215,7 @@ def naip(data_dir: Path, base_url: str) -> dict[str, Any]:
 
 
 def maxar_open_data(data_dir: Path, base_url: str) -> dict[str, Any]:
-    source = GEO_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
+    source = SAMPLE_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
     link = data_dir / source.name
     if not link.exists():
         link.symlink_to(source)
@@ -250,10 +251,7 @@ def maxar_open_data(data_dir: Path, base_url: str) -> dict[str, Any]:
 
 
 def drone_ortho(data_dir: Path, base_url: str) -> dict[str, Any]:
-    source = GEO_DIR / "drone_pix4d_bali_ricefields_35cm_rgba.tif"
-    link = data_dir / source.name
-    if not link.exists():
-        link.symlink_to(source)
+    source = write_rgba(data_dir)  # the sample's Vienna crop with an alpha footprint
     bands = [
         {"name": n, "eo:common_name": n, "data_type": "uint8"} for n in ("red", "green", "blue")
     ]
@@ -266,7 +264,7 @@ def drone_ortho(data_dir: Path, base_url: str) -> dict[str, Any]:
             "bands": [*bands, {"name": "alpha", "data_type": "uint8"}],
         }
     }
-    return _item("drone-bali-ricefields", source, "2019-06-01T03:00:00Z", assets, gsd=0.35)
+    return _item("drone-ortho-rgba", source, "2023-06-01T09:00:00Z", assets, gsd=0.3)
 
 
 SHAPES: dict[str, Callable[[Path, str], dict[str, Any]]] = {

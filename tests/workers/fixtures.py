@@ -1,5 +1,6 @@
-"""Real test services for ingestion: STAC items from ../shared/data/geo, a rustac STAC API, a
-Range-capable static file server, and a fault-injecting proxy in front of the STAC API.
+"""Real test services for ingestion: STAC items for the shipped sample (geomelt/sample) and files
+made from it (tests/sample_data.py), a rustac STAC API, a Range-capable static file server, and
+a fault-injecting proxy in front of the STAC API.
 
 Run as a script to build a catalog and serve it until Ctrl-C (for the demo and by hand):
 `python -m tests.workers.fixtures OUT_DIR [FILE ...]`.
@@ -29,9 +30,18 @@ from geomelt.workers import local
 from geomelt.workers.local import QuietHTTPServer, RangeHandler, rustac_server
 from rasterio.warp import transform_bounds
 
+from ..sample_data import (
+    COARSE_FILE,
+    RGBA_FILE,
+    SAMPLE_DIR,
+    made_entries,
+    sample_manifest,
+    write_coarse,
+    write_rgba,
+)
+
 logger = logging.getLogger(__name__)
 
-GEO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "geo"
 COLLECTION = "geomelt-geo"
 
 # Band names meaning red, green, blue in the manifest (Sentinel-2 B04/B03/B02, Landsat 7 B3/B2/B1).
@@ -44,18 +54,26 @@ RGB_NAMES = {
 UNKNOWN_INTERVAL = ("1990-01-01T00:00:00Z", "2025-12-31T23:59:59Z")
 
 # Small files that cover every code path quickly: visual uint8 RGB, RGBA alpha, uint16 reflectance
-# band assets, a scene smaller than one chip, pan, false colour without blue.
+# band assets, a scene smaller than one chip, a scene coarser than the model reads.
 TEST_FILES = (
     "usgs_hro_colorado_201404_15cm_residential.tif",
-    "drone_pix4d_bali_ricefields_35cm_rgba.tif",
+    RGBA_FILE,
     "s2_barbellino_20170703_boa_10m_tiny.tif",
     "s2_demmin_20230603_10m_b04b03b02b08_4326.tif",
-    "landsat7_bahamas_rgb_300m.tif",
+    COARSE_FILE,
 )
+_MAKERS = {RGBA_FILE: write_rgba, COARSE_FILE: write_coarse}
 
 
 def manifest() -> list[dict[str, Any]]:
-    return json.loads((GEO_DIR / "manifest.json").read_text())
+    """The sample's manifest entries and those of the files made from it."""
+    return [*sample_manifest(), *made_entries().values()]
+
+
+def source_path(name: str, data_dir: Path) -> Path:
+    """A sample file, or a made one (written into `data_dir` on first use)."""
+    make = _MAKERS.get(name)
+    return make(data_dir) if make else SAMPLE_DIR / name
 
 
 def _asset(href: str, path: Path, roles: list[str]) -> dict[str, Any]:
@@ -77,11 +95,11 @@ def _asset(href: str, path: Path, roles: list[str]) -> dict[str, Any]:
 
 def build_item(entry: dict[str, Any], data_dir: Path, base_url: str, collection: str) -> dict:
     """One STAC item (projection extension) for a manifest entry; band COGs go to data_dir."""
-    source = GEO_DIR / entry["file"]
+    source = source_path(entry["file"], data_dir)
     stem = source.stem
     link = data_dir / source.name
     if not link.exists():
-        # The shared file is served in place through a symlink, never copied.
+        # The sample file is served in place through a symlink, never copied.
         link.symlink_to(source)
     assets: dict[str, Any] = {}
     bands = entry["bands"]
@@ -158,7 +176,7 @@ class Catalog:
 def build_catalog(
     root: Path, base_url: str, files: tuple[str, ...] = TEST_FILES, collection: str = COLLECTION
 ) -> Catalog:
-    """Items for `files` of ../shared/data/geo whose assets live under `base_url` (-> root/data)."""
+    """Items for `files` (sample or made ones) whose assets live under `base_url` (root/data)."""
     data_dir = root / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     by_name = {entry["file"]: entry for entry in manifest()}
@@ -170,7 +188,7 @@ def build_catalog(
 
 def write_corrupt_files(data_dir: Path) -> dict[str, str]:
     """A truncated COG and a file of random bytes; returns name -> file name."""
-    source = GEO_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
+    source = SAMPLE_DIR / "usgs_hro_colorado_201404_15cm_residential.tif"
     truncated = data_dir / "truncated.tif"
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
     garbage = data_dir / "garbage.tif"
@@ -311,7 +329,7 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
 
 
 def main(argv: list[str]) -> None:
-    """Build a catalog of the given files (default: all 22) in argv[0] and serve it."""
+    """Build a catalog of the given files (default: the whole sample) in argv[0] and serve it."""
     logging.basicConfig(level=logging.INFO)
     root = Path(argv[0])
     files = tuple(argv[1:]) or tuple(entry["file"] for entry in manifest())

@@ -79,12 +79,12 @@ def test_ingest_real_scenes_then_rerun_changes_nothing(
     assert results["s2_barbellino_20170703_boa_10m_tiny"].chips == 0
     assert results["s2_barbellino_20170703_boa_10m_tiny"].skipped > 0
     # 300 m is beyond the 0.3-30 m the model reads: done, no chips, the reason recorded.
-    bahamas = results["landsat7_bahamas_rgb_300m"]
-    assert (bahamas.chips, bahamas.skipped) == (0, 0)
-    assert bahamas.not_chipped is not None
-    assert "GSD 300" in bahamas.not_chipped
-    assert results["drone_pix4d_bali_ricefields_35cm_rgba"].skipped > 0  # alpha collar
-    assert results["drone_pix4d_bali_ricefields_35cm_rgba"].chips > 50
+    coarse = results["landsat7_olinda_brazil_300m_rgb"]
+    assert (coarse.chips, coarse.skipped) == (0, 0)
+    assert coarse.not_chipped is not None
+    assert "GSD 30" in coarse.not_chipped
+    assert results["vienna_ortho_2023_30cm_alpha_footprint_rgba"].skipped > 0  # alpha collar
+    assert results["vienna_ortho_2023_30cm_alpha_footprint_rgba"].chips > 50
     assert results["usgs_hro_colorado_201404_15cm_residential"].chips > 0
     with engine.connect() as connection:
         states = connection.execute(
@@ -122,7 +122,7 @@ def test_ingest_real_scenes_then_rerun_changes_nothing(
     assert mismatched == 0
     assert grids == {
         "usgs_hro_colorado_201404_15cm_residential": ["utm13n_0.3m_64px 64x64"],
-        "drone_pix4d_bali_ricefields_35cm_rgba": ["utm50s_0.3m_64px 64x64"],
+        "vienna_ortho_2023_30cm_alpha_footprint_rgba": ["utm33n_0.3m_64px 64x64"],
         "s2_demmin_20230603_10m_b04b03b02b08_4326": ["utm33n_10m_64px 64x64"],
     }
     assert media == [("image/jpeg", True)]

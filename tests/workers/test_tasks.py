@@ -118,7 +118,7 @@ def _chips(engine: Engine, scene_id: int) -> list[tuple[int, int, str]]:
 def test_sigkill_mid_scene_then_restart_gives_the_same_chips(
     engine: Engine, database_url: str, services: Services, tiny_model: Any
 ) -> None:
-    item = {"ids": ["drone_pix4d_bali_ricefields_35cm_rgba"]}
+    item = {"ids": ["vienna_ortho_2023_30cm_alpha_footprint_rgba"]}
     killed_source = _source(
         engine, services, "killed", services.collection, search=item, chip_size_px=192
     )
