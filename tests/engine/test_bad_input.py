@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from geomelt.engine import AppDeps, create_app
 from litestar.testing import TestClient
 from PIL import Image
+
+from geomelt import SAMPLE_DIR
 
 from .conftest import make_config
 
@@ -200,10 +201,7 @@ def test_expired_tokens_are_refused(database_url: str, seeded: Any, tiny_model: 
         _assert_error(client.post("/search", json={"limit": 1, "token": token}), 400, "expired")
 
 
-GEOTIFF = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared/data/geo/s2_barbellino_20190723_boa_10m_tiny.tif"
-)
+GEOTIFF = SAMPLE_DIR / "s2_barbellino_20190723_boa_10m_tiny.tif"
 
 
 def _upload(client: TestClient[Any], content: bytes, name: str = "x.png") -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import itertools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,8 @@ from geomelt.db import create_db_engine
 from litestar.testing import TestClient
 from PIL import Image
 from sqlalchemy import text
+
+from geomelt import SAMPLE_DIR
 
 from .seeding import Seeded
 
@@ -190,10 +191,7 @@ def test_image_upload_returns_similar_chips_and_pages(client: TestClient[Any]) -
 
 def test_geotiff_upload_of_reflectance_data_returns_chips(client: TestClient[Any]) -> None:
     # A real Sentinel-2 surface-reflectance GeoTIFF (uint16): stretched to RGB and embedded.
-    geotiff = (
-        Path(__file__).resolve().parents[2].parent
-        / "shared/data/geo/s2_barbellino_20190723_boa_10m_tiny.tif"
-    )
+    geotiff = SAMPLE_DIR / "s2_barbellino_20190723_boa_10m_tiny.tif"
     response = client.post(
         "/search/image", files={"file": ("s2.tif", geotiff.read_bytes())}, data={"limit": "3"}
     )
