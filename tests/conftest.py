@@ -1,4 +1,6 @@
-"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test."""
+"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test; and
+the `needs_shared` marker: a test that truly needs the project's data folder (../shared/data:
+UCM training, evaluation, benchmarks) skips with a one-line reason on a clone that lacks it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,22 @@ import psycopg
 import pytest
 from geomelt.db import EmbeddedPostgres, upgrade
 
+pytest_plugins = ["pytester"]  # tests/test_needs_shared.py runs the hook below in a sandbox
+
 TEMPLATE = "geomelt_template"
+# The project's machines keep data beside the repository; a clone elsewhere has none. Imagery
+# tests use the shipped sample instead (geomelt/sample).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("needs_shared")
+        if marker is None:
+            continue
+        needed = SHARED_DATA.joinpath(*marker.args)
+        if not needed.exists():
+            item.add_marker(pytest.mark.skip(reason=f"needs {needed} (absent from this clone)"))
 
 
 @contextmanager
