@@ -266,7 +266,7 @@ def _chip(base: str, row: Any, prefix: str = "") -> dict[str, Any]:
         "valid_fraction": value("valid_fraction"),
         "href": href,
     }
-    if value("datetime") is None:  # an item dated by an interval (a year, say)
+    if value("start_datetime") != value("end_datetime"):  # dated by an interval (a year, say)
         chip["start_datetime"] = rfc3339(value("start_datetime"))
         chip["end_datetime"] = rfc3339(value("end_datetime"))
     if value("thumbnail_media_type"):

@@ -9,9 +9,10 @@ Cells seen in both ranges are ranked by
   with a query vector q,
 * `gain`: cos(q, after) - cos(q, before), how much more the cell matches q after than before.
 
-A chip's acquisition time is its datetime, or for items that give only an interval (a year,
-say) the item's start_datetime..end_datetime; a chip is in a range when its acquisition time
-(the whole interval) lies inside it. Pages are keyset on (score desc, cell_id). The cost is
+A chip's acquisition time is its item's start_datetime..end_datetime where the item gives one
+(a year, say; ingestion stores the start as the chip's datetime), else its datetime; a chip is
+in a range when that whole interval lies inside it, so an item dated "1990-2025" (unknown) is in
+no ordinary range. Pages are keyset on (score desc, cell_id). The cost is
 linear in the chips of the region in the two ranges (one pass each, DISTINCT ON over the
 (model_id, cell_id, datetime) index).
 """
@@ -107,13 +108,13 @@ def _item_time(name: str) -> ColumnElement[dt.datetime]:
 
 
 def acquired_start() -> ColumnElement[dt.datetime]:
-    """When a chip's acquisition began: its datetime, else its item's start_datetime."""
-    return func.coalesce(Chip.datetime, _item_time("start_datetime"))
+    """When a chip's acquisition began: its item's start_datetime, else its datetime."""
+    return func.coalesce(_item_time("start_datetime"), Chip.datetime)
 
 
 def acquired_end() -> ColumnElement[dt.datetime]:
-    """When a chip's acquisition ended: its datetime, else its item's end_datetime."""
-    return func.coalesce(Chip.datetime, _item_time("end_datetime"))
+    """When a chip's acquisition ended: its item's end_datetime, else its datetime."""
+    return func.coalesce(_item_time("end_datetime"), Chip.datetime)
 
 
 def _base() -> Any:

@@ -28,7 +28,13 @@ DATES = {
     "naip_2012_sliver": dt.datetime(2012, 7, 31, tzinfo=dt.UTC),  # same date, overlapping
     "naip_2016": dt.datetime(2016, 8, 16, tzinfo=dt.UTC),
     "naip_2020": dt.datetime(2020, 8, 31, tzinfo=dt.UTC),
-    "landsat_1985": None,  # dated by its year only: start_datetime/end_datetime
+    # Dated by an interval only; ingestion stores its start as the datetime.
+    "landsat_1985": dt.datetime(1985, 1, 1, tzinfo=dt.UTC),
+    "undated": dt.datetime(1990, 1, 1, tzinfo=dt.UTC),
+}
+INTERVALS = {
+    "landsat_1985": ("1985-01-01T00:00:00Z", "1985-12-31T23:59:59Z"),
+    "undated": ("1990-01-01T00:00:00Z", "2025-12-31T23:59:59Z"),
 }
 BBOX = f"{LON0},{LAT0},{LON0 + COLS * CELL_DEG},{LAT0 + ROWS * CELL_DEG}"
 NEW_BUILDINGS = "new buildings"
@@ -77,12 +83,12 @@ def _seed(database_url: str, model: Any) -> Place:
                         item={
                             "type": "Feature",
                             "id": item_id,
-                            "properties": {}
-                            if when
-                            else {
-                                "start_datetime": "1985-01-01T00:00:00Z",
-                                "end_datetime": "1985-12-31T23:59:59Z",
-                            },
+                            "properties": {
+                                "start_datetime": INTERVALS[item_id][0],
+                                "end_datetime": INTERVALS[item_id][1],
+                            }
+                            if item_id in INTERVALS
+                            else {},
                         },
                         datetime=when,
                         item_version="1",
@@ -93,7 +99,7 @@ def _seed(database_url: str, model: Any) -> Place:
                 for index, cell in enumerate(cells):
                     if item_id == "naip_2012_sliver" and index != 2:
                         continue  # the sliver scene sees one cell, less completely
-                    if item_id == "landsat_1985" and index != 0:
+                    if item_id in INTERVALS and index != 0:
                         continue
                     row, col = divmod(index, COLS)
                     west, south = LON0 + col * CELL_DEG, LAT0 + row * CELL_DEG
@@ -303,7 +309,7 @@ def test_an_item_dated_by_its_year_takes_part_in_change_search(
     [feature] = response.json()["features"]
     assert feature["id"] == place.cells[0]
     before = feature["properties"]["before"]
-    assert before["datetime"] is None
+    assert before["caption"] == "landsat_1985 cell 0"
     assert (before["start_datetime"], before["end_datetime"]) == (
         "1985-01-01T00:00:00Z",
         "1985-12-31T23:59:59Z",
@@ -316,3 +322,10 @@ def test_an_item_dated_by_its_year_takes_part_in_change_search(
     assert partial.status_code == 400
     timeline = client.get(f"/cells/{place.cells[0]}").json()["timeline"]
     assert timeline[0]["start_datetime"] == "1985-01-01T00:00:00Z"
+    # An item dated 1990-2025 (unknown) is in the timeline but in no ordinary range.
+    assert [c["caption"] for c in timeline[:2]] == ["landsat_1985 cell 0", "undated cell 0"]
+    wide = client.get(
+        "/changes",
+        params={"bbox": BBOX, "before": "1990-01-01/2011-12-31", "after": "2020-01-01/.."},
+    )
+    assert wide.status_code == 400
