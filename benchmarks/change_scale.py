@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, text
+
 from geomelt.db import EmbeddedPostgres, create_db_engine, upgrade
 from geomelt.db.queries.change import (
     ChangeQuery,
@@ -32,7 +34,6 @@ from geomelt.db.queries.change import (
     change_page,
     count_changed_cells,
 )
-from sqlalchemy import Engine, text
 
 CELL_DEG = 0.01
 BEFORE = dt.datetime(2012, 7, 31, tzinfo=dt.UTC)

@@ -33,6 +33,7 @@ def _peak_mb() -> float:
 def _run_one(case: str, depth: int) -> dict[str, object]:
     """In this process: seconds, outcome and peak-RSS growth of one check (imports excluded)."""
     import cql2
+
     from geomelt.engine.errors import ApiError
     from geomelt.engine.params import _normalise_cql2
 

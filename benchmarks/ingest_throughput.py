@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import torch
+
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
 from geomelt.model import load
 from geomelt.workers import ChipSettings, Pipeline, SourceSpec, add_source, poll_source
-
 from tests.workers.fixtures import COLLECTION, build_catalog, manifest, rustac_server, static_server
 
 STAGES = ("search", "read", "chip", "embed", "caption", "store")

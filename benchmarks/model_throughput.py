@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
+
 from geomelt.model import GeoMelt, create_model, load, load_tokenizer
 from geomelt.model.api import RANDOM_SEED, SHIPPED_MODELS, state_sha256
 

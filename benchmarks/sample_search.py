@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from litestar.testing import TestClient
+from PIL import Image, ImageDraw
+from sqlalchemy import text
+
+from geomelt import SAMPLE_DIR
 from geomelt.db import EmbeddedPostgres, create_db_engine, upgrade
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
@@ -36,11 +41,6 @@ from geomelt.workers.local import local_catalog
 from geomelt.workers.oneshot import ingest_once
 from geomelt.workers.pipeline import ChipSettings, Pipeline
 from geomelt.workers.spec import SourceSpec
-from litestar.testing import TestClient
-from PIL import Image, ImageDraw
-from sqlalchemy import text
-
-from geomelt import SAMPLE_DIR
 
 LABELS = Path(__file__).resolve().parent / "sample_queries.json"
 

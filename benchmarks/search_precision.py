@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from litestar.testing import TestClient
+from PIL import Image
+
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.sources import create_source
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
 from geomelt.workers.pipeline import register_geomelt
-from litestar.testing import TestClient
-from PIL import Image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/captions/ucm/dataset_ucm.json"
 

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine, create_engine, text
+
 from geomelt.db import EmbeddedPostgres, unit_of_work, upgrade
 from geomelt.db.models import Model, Scene, Source
 from geomelt.db.queries import register_model
@@ -56,7 +58,6 @@ from geomelt.db.queries.search import (
     vector_neighbours,
 )
 from geomelt.model import get_config
-from sqlalchemy import Engine, create_engine, text
 
 K = 10
 GRID = 10  # chips per scene side

@@ -45,12 +45,13 @@ from typing import Any
 
 import numpy as np
 import psutil
+from sqlalchemy import select
+
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
 from geomelt.db.models import Model
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.filters import chip_item_id
 from geomelt.db.sources import create_source
-from sqlalchemy import select
 
 KINDS = {"q_bbox": 0.4, "search": 0.3, "item": 0.3}
 GRID = 10  # chips per scene side

@@ -7,6 +7,7 @@ import signal
 import threading
 
 import click
+
 from geomelt.db import current_revision, downgrade, head_revision, upgrade
 from geomelt.db.errors import redact
 

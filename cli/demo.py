@@ -24,6 +24,9 @@ from typing import Any
 
 import click
 import uvicorn
+from sqlalchemy import Engine
+
+from geomelt import SAMPLE_DIR
 from geomelt.db import DatabaseUnavailable, create_db_engine, upgrade
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.workers import ChipSettings, Pipeline, RetryPolicy, SourceSpec, ingest_once
@@ -32,9 +35,6 @@ from geomelt.workers.local import (
     SIDECAR_SUFFIXES,
     local_catalog,
 )
-from sqlalchemy import Engine
-
-from geomelt import SAMPLE_DIR
 
 from .database import open_database
 from .errors import DatabaseProblem, IngestProblem, cli_errors

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+
 from geomelt.db import Conflict, DbError, InvalidSource, NotFound
 from geomelt.workers.errors import IngestError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from geomelt.db import create_db_engine
 from geomelt.workers import ChipSettings, Pipeline, RetryPolicy, ingest_once
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from geomelt.model import ModelError, create_model, get_config, list_presets, load
 from geomelt.model.data import ImageRecord, load_karpathy, load_scenes, parse_data_spec
 from geomelt.model.evaluate import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+
 from geomelt.engine import semantic_search
 
 __all__ = ["search_command"]

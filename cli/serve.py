@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import cast
 
 import click
 import uvicorn
+from litestar import Litestar
+
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.queries.admin import list_api_keys, revoke_api_key
 from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
-from litestar import Litestar
 
 from .database import open_database
 from .errors import cli_errors
@@ -36,7 +36,7 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         allow_private_sources=settings.allow_private_sources,
     )
     app = create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
-    return cast(Litestar, app)
+    return app
 
 
 def app_factory() -> Litestar:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.workers import SourceSpec, add_source, list_sources, remove_source, source_status
 from geomelt.workers.spec import describe_search

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import click
+
 from geomelt.db import create_db_engine
 from geomelt.workers import (
     INGEST_QUEUE,
@@ -53,6 +54,7 @@ def model_options(command: Any) -> Any:
 
 def load_model(model_name: str, device: str) -> Any:
     import torch  # heavy: imported only by the commands that run the model
+
     from geomelt.model import load
 
     if device == "cuda" and not torch.cuda.is_available():

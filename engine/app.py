@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from geomelt.db import create_db_engine
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+
+from geomelt.db import create_db_engine
 
 from .auth import require_scope
 from .config import AppDeps

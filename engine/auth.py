@@ -13,11 +13,12 @@ import secrets
 from typing import Any
 
 import anyio
-from geomelt.db import unit_of_work
-from geomelt.db.queries.admin import create_api_key, find_api_key
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from sqlalchemy import Engine
+
+from geomelt.db import unit_of_work
+from geomelt.db.queries.admin import create_api_key, find_api_key
 
 from .errors import Forbidden, Unauthorized
 

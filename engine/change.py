@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
+
 from geomelt.db import unit_of_work
 from geomelt.db.queries.change import (
     ChangeQuery,

@@ -10,6 +10,11 @@ import logging
 import uuid
 from typing import Any
 
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DataError
+
 from geomelt.db import (
     RETRY_AFTER_S,
     Conflict,
@@ -20,10 +25,6 @@ from geomelt.db import (
     NotFound,
 )
 from geomelt.db.queries.filters import InvalidFilter
-from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DataError
 
 __all__ = [
     "ApiError",

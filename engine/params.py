@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import cql2
+
 from geomelt.db.queries.cql2sql import compile_cql2
 from geomelt.db.queries.filters import (
     MAX_GEOMETRY_POSITIONS,

@@ -10,9 +10,12 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import Connection, Engine
+
 from geomelt.db import unit_of_work
 from geomelt.db.queries.filters import Filters, where_clauses
 from geomelt.db.queries.search import (
@@ -31,8 +34,6 @@ from geomelt.db.queries.search import (
     sort_key,
     sort_values,
 )
-from PIL import Image, UnidentifiedImageError
-from sqlalchemy import Connection, Engine
 
 from .config import EngineConfig
 from .errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
@@ -102,21 +103,15 @@ class SearchService:
             model_id = self.model_id(connection)
             if model_id is None:
                 return []
-            return cast(
-                list[Any],
-                collection_summaries(connection, model_id=model_id, collection=collection),
-            )
+            return collection_summaries(connection, model_id=model_id, collection=collection)
 
     def thumbnail(self, collection: str, item_id: str) -> tuple[bytes, str] | None:
         with unit_of_work(self.engine) as connection:
             model_id = self.model_id(connection)
             if model_id is None:
                 return None
-            return cast(
-                tuple[bytes, str] | None,
-                chip_thumbnail(
-                    connection, model_id=model_id, collection=collection, item_id=item_id
-                ),
+            return chip_thumbnail(
+                connection, model_id=model_id, collection=collection, item_id=item_id
             )
 
     def search(self, request: SearchRequest) -> SearchResult:
@@ -166,7 +161,7 @@ class SearchService:
     def _number_matched(self, connection: Connection, where: list[Any]) -> int | None:
         if estimate_matches(connection, where) >= self.config.count_threshold:
             return None
-        return cast(int, count_matches(connection, where))
+        return count_matches(connection, where)
 
     def _rank(
         self,
@@ -216,7 +211,7 @@ class SearchService:
         positives: dict[str, int],
     ) -> np.ndarray[Any, Any]:
         beta = self.config.rocchio_beta
-        examples = []
+        examples: list[np.ndarray[Any, Any]] = []
         if positives:
             examples.extend(chip_embeddings(connection, list(positives.values())))
         if request.image_ref:

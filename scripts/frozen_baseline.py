@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from transformers import BertModel, BertTokenizerFast
+
 from geomelt.model import create_model
 from geomelt.model.data import load_karpathy
 from geomelt.model.evaluate import scores_to_metrics
 from geomelt.model.tokenizer import wordpiece_files
 from geomelt.model.train import FeatureStore
-from transformers import BertModel, BertTokenizerFast
 
 logger = logging.getLogger("frozen_baseline")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
 from geomelt.model import create_model
 from geomelt.model.data import load_scenes
 from geomelt.model.train import FeatureStore

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
 from geomelt.model import create_model, load
 from geomelt.model.data import ImageRecord, load_karpathy
 from geomelt.model.evaluate import (

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from geomelt.model.api import load
 from geomelt.model.data import class_prompt_name, load_scenes
 from geomelt.workers.local import build_local_items

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from geomelt.db import EmbeddedPostgres, upgrade
 
 pytest_plugins = ["pytester"]  # tests/test_needs_shared.py runs the hook below in a sandbox

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine, select
+
 from geomelt.db import unit_of_work
 from geomelt.db.models import Scene
-from sqlalchemy import Engine, select
 
 from .errors import IngestError, SourceUnavailable
 from .pipeline import Pipeline, SceneResult

@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from geomelt.db import DatabaseUnavailable, unit_of_work
-from geomelt.db.models import Scene, Source
-from geomelt.db.queries.ingest import ChipRecord, prune_scene_chips, upsert_chips
-from geomelt.db.queries.models import register_model
-from geomelt.model import GeoMelt
 from PIL import Image
 from pyproj import Transformer
 from rasterio.enums import Resampling
 from sqlalchemy import Connection, Engine, Text, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from geomelt.db import DatabaseUnavailable, unit_of_work
+from geomelt.db.models import Scene, Source
+from geomelt.db.queries.ingest import ChipRecord, prune_scene_chips, upsert_chips
+from geomelt.db.queries.models import register_model
+from geomelt.model import GeoMelt
 
 from .errors import ChipError, IngestError
 from .grid import (

@@ -13,12 +13,13 @@ from typing import Any
 
 import pystac_client
 import requests
-from geomelt.db import unit_of_work
-from geomelt.db.models import Source
-from geomelt.db.queries.ingest import SceneRecord, upsert_scene
 from pystac_client import ConformanceClasses
 from pystac_client.exceptions import APIError
 from sqlalchemy import Connection, Engine, func, select, update
+
+from geomelt.db import unit_of_work
+from geomelt.db.models import Source
+from geomelt.db.queries.ingest import SceneRecord, upsert_scene
 
 from .errors import SourceUnavailable
 

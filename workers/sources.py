@@ -10,10 +10,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection, func, select
+
 from geomelt.db.models import Chip, Model, Scene
 from geomelt.db.sources import create_source, delete_source, get_source, list_sources
 from geomelt.db.sources import ensure_source as _ensure_source
-from sqlalchemy import Connection, func, select
 
 from .spec import SourceSpec
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cql2
+
 from geomelt.db.sources import InvalidSource, check_source
 
 __all__ = ["SourceSpec", "parse_assets", "parse_bbox", "parse_duration", "parse_filter"]

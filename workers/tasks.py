@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import procrastinate
-from geomelt.db import unit_of_work
-from geomelt.db.models import Source
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import JSONB
+
+from geomelt.db import unit_of_work
+from geomelt.db.models import Source
 
 from .errors import SourceUnavailable
 from .pipeline import Pipeline

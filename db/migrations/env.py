@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-from geomelt.db.models import Base, Box, Polygon
 from sqlalchemy import Connection, create_engine, pool
 from sqlalchemy.dialects.postgresql.base import ischema_names
+
+from geomelt.db.models import Base, Box, Polygon
 
 # Reflection must know the native geometric types, or autogenerate reports them as unknown.
 ischema_names.setdefault("polygon", Polygon)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from litestar import Controller, Request, delete, get, patch, post
+
 from geomelt.db import sources, unit_of_work
 from geomelt.db.queries import admin as queries
-from litestar import Controller, Request, delete, get, patch, post
 
 from ..auth import require_scope
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from geomelt.cli import main
 
 COMMANDS = ("demo", "serve", "worker", "source", "ingest", "search", "db", "model")

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import psycopg
-from geomelt.db import EmbeddedPostgres
 
 from geomelt import SAMPLE_DIR
+from geomelt.db import EmbeddedPostgres
 
 GEOMELT = str(Path(sys.executable).parent / "geomelt")
 FAST_MODEL = ("--model", "tiny-random", "--caption-max-len", "4")

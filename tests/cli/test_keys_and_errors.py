@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+
 from geomelt.cli import main
 from geomelt.db import create_db_engine
 from geomelt.engine.auth import check_key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from click.testing import CliRunner
+
 from geomelt.cli import main
 from geomelt.db import DatabaseUnavailable, EmbeddedPostgres, ExtensionMissing, check_database
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+
 from geomelt.db import DataDirError, EmbeddedPostgres
 from geomelt.db.embedded import _bin_dir
 

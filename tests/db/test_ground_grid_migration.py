@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from geomelt.db import upgrade
 from sqlalchemy import create_engine, text
+
+from geomelt.db import upgrade
 
 
 def test_existing_chips_send_their_scenes_back_for_re_chipping(empty_database_url: str) -> None:

@@ -6,11 +6,12 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from sqlalchemy import Connection, func, select, text
+
 from geomelt.db import Conflict, InvalidVector, create_db_engine, unit_of_work
 from geomelt.db.models import Chip, Scene, Source
 from geomelt.db.queries import register_model
 from geomelt.db.queries.ingest import ChipRecord, SceneRecord, upsert_chips, upsert_scene
-from sqlalchemy import Connection, func, select, text
 
 WHEN = dt.datetime(2024, 5, 1, 10, 30, tzinfo=dt.UTC)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
+
 from geomelt.db import Conflict, create_db_engine, unit_of_work
 from geomelt.db.queries import hnsw_index_name, register_model
-from sqlalchemy import text
 
 
 def test_register_model_is_idempotent_and_indexes_its_rows(database_url: str) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from sqlalchemy import Connection, Engine, delete, func, select, text
+
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.models import Chip, ChipCell, Scene, Source
 from geomelt.db.queries import register_model
@@ -21,7 +23,6 @@ from geomelt.db.queries.search import (
     planned_neighbours,
     vector_neighbours,
 )
-from sqlalchemy import Connection, Engine, delete, func, select, text
 
 DIM = 16
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+
 from geomelt.db import Conflict, InvalidSource, NotFound, create_db_engine, unit_of_work
 from geomelt.db.sources import (
     check_source,

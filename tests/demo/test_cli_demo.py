@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from geomelt.cli import demo as demo_module
-from geomelt.cli import main
-from geomelt.workers.local import free_port, local_catalog
 from rasterio.errors import NotGeoreferencedWarning
 
 from geomelt import SAMPLE_DIR
+from geomelt.cli import demo as demo_module
+from geomelt.cli import main
+from geomelt.workers.local import free_port, local_catalog
 
 from .conftest import link_files
 

@@ -9,13 +9,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from geomelt.db import create_db_engine, unit_of_work
-from geomelt.workers import SourceSpec, ensure_source, poll_source
-from geomelt.workers.local import build_local_items, local_catalog, static_server
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 
 from geomelt import SAMPLE_DIR
+from geomelt.db import create_db_engine, unit_of_work
+from geomelt.workers import SourceSpec, ensure_source, poll_source
+from geomelt.workers.local import build_local_items, local_catalog, static_server
 
 from .conftest import link_files
 from .test_cli_demo import _write_bad_files

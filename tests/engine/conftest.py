@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 import uvicorn
+from litestar.testing import TestClient
+
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
-from litestar.testing import TestClient
 
 from .seeding import Seeded, seed_url
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import uvicorn
+
 from geomelt.db import EmbeddedPostgres, upgrade
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load

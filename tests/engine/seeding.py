@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from sqlalchemy import Engine
+
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.filters import chip_item_id
 from geomelt.db.sources import create_source
 from geomelt.workers.pipeline import register_geomelt
-from PIL import Image
-from sqlalchemy import Engine
 
 CAPTIONS = [
     "boats moored in a small harbour",

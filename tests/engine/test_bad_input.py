@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
-from geomelt.engine import AppDeps, create_app
 from litestar.testing import TestClient
 from PIL import Image
 
 from geomelt import SAMPLE_DIR
+from geomelt.engine import AppDeps, create_app
 
 from .conftest import make_config
 

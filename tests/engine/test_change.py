@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from litestar.testing import TestClient
+
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.models import Source
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.engine import AppDeps, create_app
 from geomelt.workers.grid import GroundGrid
 from geomelt.workers.pipeline import register_geomelt
-from litestar.testing import TestClient
 
 from .conftest import make_config
 

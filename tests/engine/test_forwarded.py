@@ -13,6 +13,7 @@ import click
 import httpx
 import pytest
 import uvicorn
+
 from geomelt.cli.settings import Settings
 from geomelt.engine import AppDeps, create_app
 

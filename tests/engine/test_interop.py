@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from geomelt.engine import semantic_search
 from pystac_client import Client
+
+from geomelt.engine import semantic_search
 
 from .seeding import Seeded
 

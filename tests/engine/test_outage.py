@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from litestar.testing import TestClient
+
 from geomelt.db import RETRY_AFTER_S, EmbeddedPostgres, upgrade
 from geomelt.engine import AppDeps, create_app
-from litestar.testing import TestClient
 
 from .conftest import make_config
 from .seeding import seed_url

@@ -7,12 +7,12 @@ import itertools
 from typing import Any
 
 import numpy as np
-from geomelt.db import create_db_engine
 from litestar.testing import TestClient
 from PIL import Image
 from sqlalchemy import text
 
 from geomelt import SAMPLE_DIR
+from geomelt.db import create_db_engine
 
 from .seeding import Seeded
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
+
 from geomelt.db import create_db_engine
 from geomelt.engine import AppDeps, create_app, issue_key
-from litestar.testing import TestClient
 
 from .conftest import make_config
 

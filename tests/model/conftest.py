@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from geomelt.model import GeoMeltModel, create_model, get_config
 from geomelt.model.tokenizer import WordPieceTokenizer
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geomelt.model as gm
 import numpy as np
 import pytest
 import torch
+
+import geomelt.model as gm
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from geomelt.model import ConfigError, GeoMeltModel
 from geomelt.model.masking import caption_blocked_mask, mask_caption_tokens, masked_count
 from geomelt.model.tokenizer import WordPieceTokenizer

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+
 from geomelt.model import (
     CheckpointError,
     GeoMeltModel,

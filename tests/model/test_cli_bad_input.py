@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from toy_data import karpathy_dataset
+
 from geomelt.cli import main
 from geomelt.model import ConfigError, load
-from toy_data import karpathy_dataset
 
 
 def _one_line_error(args: list[str]) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+
 from geomelt.model import ConfigError, GeoMeltConfig, create_model, get_config, list_presets
 from geomelt.model.presets import XLMR_VOCAB
 

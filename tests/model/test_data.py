@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from toy_data import karpathy_dataset, scene_dataset
+
 from geomelt.model import ConfigError
 from geomelt.model.data import (
     ImageRecord,
@@ -16,7 +18,6 @@ from geomelt.model.data import (
     matching_pairs,
     parse_data_spec,
 )
-from toy_data import karpathy_dataset, scene_dataset
 
 
 def test_karpathy_splits_and_default_images_root(tmp_path: Path) -> None:

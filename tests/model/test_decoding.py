@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+
 from geomelt.model import ConfigError, GeoMeltModel
 from geomelt.model.decoding import ModelStepper, RepetitionGuard, beam_search, greedy_search
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 from click.testing import CliRunner
+from toy_data import karpathy_dataset, scene_dataset
+
 from geomelt.cli import main
 from geomelt.model import load
 from geomelt.model.data import load_karpathy
 from geomelt.model.evaluate import image_inputs_from_files, retrieval_eval, scores_to_metrics
-from toy_data import karpathy_dataset, scene_dataset
 
 
 def test_identical_captions_tie_and_count_as_expectation(tmp_path: Path) -> None:

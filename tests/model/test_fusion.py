@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors import safe_open
+from safetensors.torch import save_file
+from toy_data import karpathy_dataset
+
 from geomelt.cli import main
 from geomelt.model import CheckpointError, create_model, get_config, load
 from geomelt.model.config import VisionConfig
 from geomelt.model.fusion import FusionHeads, FusionSpec, SentenceEncoder, attach_fusion
 from geomelt.model.stem import EfficientNetLite0Stem
 from geomelt.model.train import export
-from safetensors import safe_open
-from safetensors.torch import save_file
-from toy_data import karpathy_dataset
 
 SPEC = FusionSpec(caption_weight=0.7, heads_weight=2.5)
 

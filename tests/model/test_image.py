@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from geomelt.model import ConfigError, preprocess_images
 from geomelt.model.image import d4_inverse, d4_transform
 

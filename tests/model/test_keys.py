@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from geomelt.model import create_model, get_config
 
 BACKBONE_SHA = "c542cef02a51ff7daefd40f8069e737ffe6c91d888adf4de58c9b9b76b9a87bd"

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+
 from geomelt.model import (
     GeoMeltModel,
     LoraSettings,

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from geomelt.model import ConfigError
 from geomelt.model.balancing import DWABalancer, StaticBalancer, UncertaintyBalancer
 from geomelt.model.losses import caption_loss, contrastive_loss

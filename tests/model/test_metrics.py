@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from geomelt.model import ConfigError
 from geomelt.model.metrics import retrieval_metrics
 

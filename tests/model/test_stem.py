@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from geomelt.model.stem import EfficientNetLite0Stem, _same_pad
 
 

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from geomelt.model import CheckpointError, ConfigError, create_model, load, save_checkpoint
 from geomelt.model.tokenizer import WordPieceTokenizer, XlmrTokenizer, encode_batch, load_tokenizer
 

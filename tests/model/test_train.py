@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_data import karpathy_dataset
+
 from geomelt.model import ConfigError, create_model, get_config, load, load_tokenizer
 from geomelt.model.config import GeoMeltConfig, VisionConfig
 from geomelt.model.data import ImageRecord, UniqueImageBatchSampler, load_karpathy
@@ -25,7 +27,6 @@ from geomelt.model.train import (
     with_stem_tuned_from,
 )
 from geomelt.model.training import task_losses, task_losses_shared
-from toy_data import karpathy_dataset
 
 TINY = {
     "preset": "tiny",
@@ -134,9 +135,10 @@ def test_caption_rows_limit_the_captioning_loss(tiny64, wordpiece) -> None:
 
 
 def test_batches_caption_only_human_captions(tmp_path: Path) -> None:
+    from toy_data import scene_dataset
+
     from geomelt.model.data import load_scenes
     from geomelt.model.train import _Batcher
-    from toy_data import scene_dataset
 
     human = load_karpathy(karpathy_dataset(tmp_path / "toy"), ["train"])[:2]
     weak = load_scenes(scene_dataset(tmp_path / "scenes", per_class=5), "train")[:2]
@@ -191,8 +193,9 @@ def test_hybrid_stem_tied_fp16_round_trip(tmp_path: Path) -> None:
 
 def test_train_cli_mixes_sources_and_exports(tmp_path: Path) -> None:
     from click.testing import CliRunner
-    from geomelt.cli import main
     from toy_data import scene_dataset
+
+    from geomelt.cli import main
 
     data = karpathy_dataset(tmp_path / "toy")
     scenes = scene_dataset(tmp_path / "scenes", per_class=5)
@@ -213,6 +216,7 @@ def test_train_cli_mixes_sources_and_exports(tmp_path: Path) -> None:
 
 def test_interpolate_blends_every_weight_once(tmp_path: Path) -> None:
     from click.testing import CliRunner
+
     from geomelt.cli import main
 
     config = get_config("tiny", img_size=32).replace(tie_word_embeddings=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from geomelt.model import (
     LoraSettings,
     apply_lora,

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from geomelt.workers.local import write_band_cog
 from rasterio.warp import transform_bounds
+
+from geomelt.workers.local import write_band_cog
 
 from ..sample_data import SAMPLE_DIR, write_rgba
 

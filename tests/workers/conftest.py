@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+
 from geomelt.db import create_db_engine
 from geomelt.model import load
 from geomelt.workers import ChipSettings, Pipeline
-from sqlalchemy import Engine
 
 from .fixtures import (
     COLLECTION,

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.warp import transform_bounds
+
 from geomelt.workers import local
 from geomelt.workers.local import QuietHTTPServer, RangeHandler, rustac_server
-from rasterio.warp import transform_bounds
 
 from ..sample_data import (
     COARSE_FILE,

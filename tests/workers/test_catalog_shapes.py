@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+from rasterio.windows import Window
+from sqlalchemy import Engine, text
+
 from geomelt.workers import ChipError, SourceSpec, ingest_once
 from geomelt.workers.local import rustac_server, static_server
 from geomelt.workers.read import choose_assets, open_scene
-from rasterio.windows import Window
-from sqlalchemy import Engine, text
 
 from .catalog_shapes import (
     COLLECTION,

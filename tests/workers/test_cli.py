@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
+
 from geomelt.cli import main
 
 from .conftest import Services

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import Transformer
+
 from geomelt.workers.grid import (
     GSD_LEVELS_M,
     GroundGrid,
@@ -15,9 +19,6 @@ from geomelt.workers.grid import (
     valid_fraction,
     window_footprint,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from pyproj import Transformer
 
 sizes = st.integers(min_value=1, max_value=700)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import Engine, text
+
+from geomelt import SAMPLE_DIR
 from geomelt.db import unit_of_work
 from geomelt.db.queries import ChipRecord, upsert_chips
 from geomelt.workers import Pipeline, SourceSpec, ingest_once
 from geomelt.workers.local import local_catalog
-from sqlalchemy import Engine, text
-
-from geomelt import SAMPLE_DIR
 
 NAIP = (
     "naip_nd_20090818_m_4709963_se_14_5m_3857.tif",  # EPSG:3857

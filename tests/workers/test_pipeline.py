@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Engine, text
+
 from geomelt.db import unit_of_work
 from geomelt.workers import (
     ChipError,
@@ -13,7 +15,6 @@ from geomelt.workers import (
     defer_ingest_jobs,
     poll_source,
 )
-from sqlalchemy import Engine, text
 
 from .conftest import Services
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import Engine, text
+
 from geomelt.db import unit_of_work
 from geomelt.workers import SourceSpec, SourceUnavailable, add_source, poll_source
-from sqlalchemy import Engine, text
 
 from .conftest import Services
 from .fixtures import Faults, fault_proxy

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
 from geomelt.workers.radiometry import (
     Radiometry,
     choose_radiometry,
     mean_brightness,
     to_uint8_rgb,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 
 @pytest.mark.parametrize(

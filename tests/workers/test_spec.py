@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from geomelt.db import InvalidSource
 from geomelt.workers import SourceSpec, parse_duration
 from geomelt.workers.spec import parse_assets, parse_bbox, parse_filter

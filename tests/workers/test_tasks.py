@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Engine, text
+
 from geomelt.db import unit_of_work
 from geomelt.workers import (
     ChipSettings,
@@ -23,7 +25,6 @@ from geomelt.workers import (
     defer_poll,
     poll_source,
 )
-from sqlalchemy import Engine, text
 
 from .conftest import FAST, Services
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from geomelt.db.models import Box, Polygon
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy.dialects import postgresql
+
+from geomelt.db.models import Box, Polygon
 
 revision = "0002"
 down_revision = "0001"
