@@ -203,7 +203,11 @@ def _write_json(result: dict[str, Any], path: Path | None) -> None:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--beams", default=3, show_default=True, type=int)
-@click.option("--no-captioning", is_flag=True, help="Retrieval only.")
+@click.option(
+    "--no-captioning",
+    is_flag=True,
+    help="Retrieval only (a model with search fusion still captions: its ranking uses them).",
+)
 @click.option(
     "--allow-repeats",
     is_flag=True,
