@@ -11,6 +11,7 @@ from litestar import Litestar
 
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.queries.admin import list_api_keys, revoke_api_key
+from geomelt.db.replicas import check_read_url
 from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
 
 from .database import open_database
@@ -34,6 +35,8 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         trusted_proxies=settings.api_trusted_proxies,
         reads_require_key=settings.api_reads_require_key,
         allow_private_sources=settings.allow_private_sources,
+        read_urls=settings.database_read_urls,
+        max_replica_lag_s=settings.max_replica_lag_s,
     )
     app = create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
     return app
@@ -64,6 +67,10 @@ def serve_group(context: click.Context, host: str, port: int, workers: int) -> N
         return
     settings = Settings.from_env()
     secret = settings.api_secret or secrets.token_urlsafe(32)
+    with cli_errors():
+        # A replica that cannot be reached is named now, not at the first search.
+        for read_url in settings.database_read_urls:
+            check_read_url(read_url)
     with cli_errors(), open_database(settings) as url:
         if workers == 1:
             # proxy_headers off: the app believes X-Forwarded-* only from trusted proxies.

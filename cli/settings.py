@@ -25,6 +25,10 @@ class Settings:
     # None means: start or attach to the embedded server in data_dir.
     database_url: str | None
     data_dir: Path
+    # Streaming replicas of that database that serve searches (writes and the job queue stay
+    # on the primary); a replica behind by more than max_replica_lag_s is skipped meanwhile.
+    database_read_urls: tuple[str, ...] = ()
+    max_replica_lag_s: float = 5.0
     # API (geomelt serve): page-token HMAC secret (None: random per start), public base URL
     # behind a proxy, the model whose embeddings are searched, whether reads need a key.
     api_secret: str | None = None
@@ -46,6 +50,15 @@ class Settings:
         return cls(
             database_url=_normalise_url(env.get("GEOMELT_DATABASE_URL") or None),
             data_dir=Path(data_dir).expanduser(),
+            database_read_urls=tuple(
+                _normalise_url(part.strip()) or ""
+                for part in env.get("GEOMELT_DATABASE_READ_URLS", "").split(",")
+                if part.strip()
+            ),
+            max_replica_lag_s=_seconds(
+                "GEOMELT_DATABASE_MAX_REPLICA_LAG_S",
+                env.get("GEOMELT_DATABASE_MAX_REPLICA_LAG_S") or "5",
+            ),
             api_secret=env.get("GEOMELT_API_SECRET") or None,
             api_base_url=env.get("GEOMELT_API_BASE_URL") or None,
             api_model=env.get("GEOMELT_API_MODEL") or DEFAULT_MODEL,
@@ -60,6 +73,16 @@ class Settings:
     @property
     def embedded_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise click.UsageError(f"{name}={text!r}: give a number of seconds >= 0, e.g. 5")
+    return value
 
 
 def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:

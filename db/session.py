@@ -22,10 +22,13 @@ RETRY_AFTER_S = 5
 _OUTAGE_STATES = ("08", "57P", "53")
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_db_engine(
+    url: str, *, pool_size: int = 5, connect_timeout_s: int | None = None
+) -> Engine:
     # pool_pre_ping: connections that outlived a restarted server are replaced on checkout, so
     # the first request after an outage is served instead of failing on a dead socket.
-    return create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    connect_args = {} if connect_timeout_s is None else {"connect_timeout": connect_timeout_s}
+    return create_engine(url, pool_size=pool_size, pool_pre_ping=True, connect_args=connect_args)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 
 from geomelt.db import create_db_engine
+from geomelt.db.replicas import ReadRouter
 
 from .auth import require_scope
 from .config import AppDeps
@@ -38,11 +39,13 @@ def create_app(deps: AppDeps) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_db_engine(config.database_url)
         model = await anyio.to_thread.run_sync(deps.load_model)
+        reads = ReadRouter(engine, config.read_urls, max_lag_s=config.max_replica_lag_s)
         app.state.engine = engine
-        app.state.service = SearchService(engine, model, config)
+        app.state.service = SearchService(engine, model, config, reads)
         try:
             yield
         finally:
+            reads.dispose()
             engine.dispose()
 
     read_guard: list[Any] = [require_scope("read")]

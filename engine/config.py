@@ -42,6 +42,10 @@ class EngineConfig:
     # Whether sources registered over HTTP may point at loopback, link-local or private hosts
     # (off: a write key must not make this server fetch its own network; geomelt.db.sources).
     allow_private_sources: bool = False
+    # Streaming replicas searches run on (db.replicas); one behind by more than
+    # max_replica_lag_s is skipped until it catches up.
+    read_urls: tuple[str, ...] = ()
+    max_replica_lag_s: float = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import cql2
 
-from geomelt.db.queries.cql2sql import compile_cql2
-from geomelt.db.queries.filters import (
+from geomelt.db.parsing import (
     MAX_GEOMETRY_POSITIONS,
     GeometryTooLarge,
-    InvalidFilter,
-    geometry_predicate,
+    InvalidValue,
+    bbox_numbers,
+    parse_bbox,
+    parse_geometry,
+    parse_instant,
+    parse_interval,
 )
+from geomelt.db.queries.cql2sql import compile_cql2
 
 from .config import EngineConfig
 from .errors import InvalidParameter, PayloadTooLarge
@@ -41,10 +43,6 @@ MAX_INTERSECTS_BYTES = 200_000
 MAX_LIST_ITEMS = 1000
 # GET `q` splits at commas into OR-ed keyword phrases; each is one tsquery in the SQL.
 MAX_Q_PHRASES = 32
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,40 +190,18 @@ def _id_list(value: Any, name: str, maximum: int) -> tuple[str, ...]:
 
 def _bbox_numbers(text: str) -> list[float]:
     try:
-        return [float(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise InvalidParameter(f"bbox: {text!r} is not a comma-separated list of numbers") from exc
+        return bbox_numbers(text)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _bbox(value: Any) -> tuple[float, float, float, float] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
-    ):
-        raise InvalidParameter("bbox: expected 4 or 6 numbers")
-    if len(value) not in (4, 6):
-        raise InvalidParameter(f"bbox: expected 4 or 6 numbers, got {len(value)}")
-    numbers = [float(v) for v in value]
-    if not all(math.isfinite(v) for v in numbers):
-        raise InvalidParameter("bbox: numbers must be finite")
-    if len(numbers) == 6:
-        west, south, low, east, north, high = numbers
-        if low > high:
-            raise InvalidParameter("bbox: minimum elevation is above the maximum")
-    else:
-        west, south, east, north = numbers
-    if not all(-180 <= v <= 180 for v in (west, east)) or not all(
-        -90 <= v <= 90 for v in (south, north)
-    ):
-        raise InvalidParameter(
-            f"bbox {value}: out of range; longitudes must be in [-180, 180], latitudes in [-90, 90]"
-        )
-    if south > north:
-        raise InvalidParameter(
-            f"bbox {value}: south > north; the order is west, south, east, north"
-        )
-    return west, south, east, north
+    try:
+        return parse_bbox(value)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _json_param(name: str, text: str) -> Any:
@@ -248,55 +224,28 @@ def _intersects(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidParameter("intersects: expected a GeoJSON geometry object")
     try:
-        geometry_predicate(value, parameter="intersects")
+        parse_geometry(value, "intersects")
     except GeometryTooLarge as exc:
         raise PayloadTooLarge(f"intersects: more than {MAX_GEOMETRY_POSITIONS} positions") from exc
-    except InvalidFilter as exc:
+    except InvalidValue as exc:
         raise InvalidParameter(str(exc)) from exc
     return value
 
 
 def parse_rfc3339(text: str, name: str = "datetime") -> dt.datetime:
-    match = _RFC3339.match(text)
-    if match is None:
-        raise InvalidParameter(
-            f"{name}: {text!r} is not an RFC 3339 date-time (e.g. 2024-05-01T10:00:00Z)"
-        )
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    fraction = match.group(7) or ""
-    microsecond = int((fraction[1:] + "000000")[:6]) if fraction else 0
-    zone = match.group(8).upper()
     try:
-        offset = dt.timedelta(0)
-        if zone != "Z":
-            sign = 1 if zone[0] == "+" else -1
-            offset = sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-        return dt.datetime(
-            year, month, day, hour, minute, second, microsecond, tzinfo=dt.timezone(offset)
-        )
-    except ValueError as exc:
-        raise InvalidParameter(f"{name}: {text!r} is not a valid date-time ({exc})") from exc
+        return parse_instant(text, name)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _datetime(value: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
     if value is None:
         return None, None
-    if not isinstance(value, str) or not value:
-        raise InvalidParameter("datetime: expected an RFC 3339 instant or interval string")
-    parts = value.split("/")
-    if len(parts) == 1:
-        instant = parse_rfc3339(parts[0])
-        return instant, instant
-    if len(parts) != 2:
-        raise InvalidParameter(f"datetime: {value!r} has more than one '/'")
-    start_text, end_text = parts
-    start = None if start_text in ("", "..") else parse_rfc3339(start_text)
-    end = None if end_text in ("", "..") else parse_rfc3339(end_text)
-    if start is None and end is None:
-        raise InvalidParameter(f"datetime: {value!r} is open at both ends")
-    if start is not None and end is not None and end < start:
-        raise InvalidParameter(f"datetime: {value!r} ends before it starts")
-    return start, end
+    try:
+        return parse_interval(value)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _limit(value: Any, config: EngineConfig) -> int:

@@ -34,6 +34,7 @@ from geomelt.db.queries.search import (
     sort_key,
     sort_values,
 )
+from geomelt.db.replicas import ReadRouter, ReadSource
 
 from .config import EngineConfig
 from .errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
@@ -56,6 +57,8 @@ class SearchResult:
     info: dict[str, Any] | None = None
     ranked: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Response headers: which database served the read, and replicas passed over (why).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _Lru:
@@ -80,8 +83,13 @@ class _Lru:
 
 
 class SearchService:
-    def __init__(self, engine: Engine, model: Any, config: EngineConfig) -> None:
+    def __init__(
+        self, engine: Engine, model: Any, config: EngineConfig, reads: ReadRouter | None = None
+    ) -> None:
         self.engine = engine
+        # Searches go through it (to replicas when configured); other reads and all writes use
+        # `engine`, the primary.
+        self.reads = reads or ReadRouter(engine, (), max_lag_s=config.max_replica_lag_s)
         self.model = model
         self.config = config
         self._text_vectors = _Lru(_CACHE_SIZE)
@@ -124,29 +132,13 @@ class SearchService:
                 query_fingerprint=query_fingerprint,
                 ttl_s=self.config.token_ttl_s,
             )
-        with unit_of_work(self.engine) as connection:
-            model_id = self.model_id(connection)
-            if model_id is None:
-                return SearchResult([], returned, None, 0, ranked=request.ranked)
-            excluded: tuple[int, ...] = ()
-            positives: dict[str, int] = {}
-            if request.similar_to:
-                positives = resolve_item_ids(
-                    connection, request.similar_to, model_id=model_id, parameter="similar_to"
-                )
-                excluded = tuple(positives.values())
-            filters = _filters(request, model_id, excluded)
-            where = where_clauses(filters)
-            ranked, info = None, None
-            if request.ranked:
-                vector = self._query_vector(connection, request, model_id, positives)
-                ranked, info = self._rank(connection, filters, where, request, vector)
-            sort = _sort_keys(request, ranked=ranked is not None)
-            statement = page_select(
-                where, sort, after=after, limit=request.limit + 1, ranked=ranked
-            )
-            rows = list(connection.execute(statement))
-            matched = len(ranked.chip_ids) if ranked else self._number_matched(connection, where)
+        # Read-only: runs on a fit replica when there are any (db.replicas); a page token holds
+        # only sort keys, so the next page may come from another replica or the primary.
+        page, source = self.reads.run(lambda connection: self._page(connection, request, after))
+        headers = _read_headers(source) if self.reads.has_replicas else {}
+        if page is None:
+            return SearchResult([], returned, None, 0, ranked=request.ranked, headers=headers)
+        rows, sort, matched, info, ranked = page
         next_token = None
         if len(rows) > request.limit:
             rows = rows[: request.limit]
@@ -156,7 +148,37 @@ class SearchService:
                 query_fingerprint=query_fingerprint,
                 returned=returned + len(rows),
             )
-        return SearchResult(rows, returned, next_token, matched, info, ranked=ranked is not None)
+        return SearchResult(
+            rows, returned, next_token, matched, info, ranked=ranked is not None, headers=headers
+        )
+
+    def _page(
+        self, connection: Connection, request: SearchRequest, after: Any
+    ) -> tuple[list[Any], list[SortKey], int | None, dict[str, Any] | None, Ranked | None] | None:
+        """One page's rows (and one more, to know if there is a next page), or None while no
+        worker has registered the loaded model."""
+        model_id = self.model_id(connection)
+        if model_id is None:
+            return None
+        excluded: tuple[int, ...] = ()
+        positives: dict[str, int] = {}
+        if request.similar_to:
+            positives = resolve_item_ids(
+                connection, request.similar_to, model_id=model_id, parameter="similar_to"
+            )
+            excluded = tuple(positives.values())
+        filters = _filters(request, model_id, excluded)
+        where = where_clauses(filters)
+        ranked, info = None, None
+        if request.ranked:
+            vector = self._query_vector(connection, request, model_id, positives)
+            ranked, info = self._rank(connection, filters, where, request, vector)
+        sort = _sort_keys(request, ranked=ranked is not None)
+        statement = page_select(where, sort, after=after, limit=request.limit + 1, ranked=ranked)
+        rows = list(connection.execute(statement))
+        matched = len(ranked.chip_ids) if ranked else self._number_matched(connection, where)
+        return rows, sort, matched, info, ranked
+
 
     def _number_matched(self, connection: Connection, where: list[Any]) -> int | None:
         if estimate_matches(connection, where) >= self.config.count_threshold:
@@ -330,6 +352,13 @@ def _decode_geotiff(data: bytes, max_pixels: int) -> np.ndarray[Any, Any]:
         stretched = (np.ma.filled(array, low).astype(np.float64) - low) / max(high - low, 1e-9)
         rgb = np.clip(stretched * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return np.transpose(rgb, (1, 2, 0))  # (H, W, 3)
+
+
+def _read_headers(source: ReadSource) -> dict[str, str]:
+    headers = {"X-Read-Source": source.name}
+    if source.skipped:
+        headers["X-Replicas-Skipped"] = "; ".join(source.skipped)
+    return headers
 
 
 def _filters(request: SearchRequest, model_id: int, excluded: tuple[int, ...]) -> Filters:

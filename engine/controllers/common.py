@@ -78,7 +78,7 @@ def item_collection(
     }
     if result.number_matched is not None:
         body["numberMatched"] = result.number_matched
-    headers = {}
+    headers = dict(result.headers)
     if result.info is not None:
         body["search:info"] = result.info
         headers["X-Search-Strategy"] = (
