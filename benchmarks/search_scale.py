@@ -48,7 +48,6 @@ from sqlalchemy import Engine, create_engine, text
 from geomelt.db import EmbeddedPostgres, unit_of_work, upgrade
 from geomelt.db.models import Model, Scene, Source
 from geomelt.db.queries import register_model
-from geomelt.db.queries.filters import Filters, where_clauses
 from geomelt.db.queries.models import HNSW_EF_CONSTRUCTION, HNSW_M, hnsw_index_name
 from geomelt.db.queries.search import (
     EXACT_THRESHOLD,
@@ -57,6 +56,7 @@ from geomelt.db.queries.search import (
     planned_neighbours,
     vector_neighbours,
 )
+from geomelt.db.queries.where import Filters, where_clauses
 from geomelt.model import get_config
 
 K = 10

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from geomelt.db import parsing
 from geomelt.engine import semantic_search
 
 __all__ = ["search_command"]
@@ -35,16 +36,19 @@ def search_command(
     """Search chips by TEXT (and/or --similar-to) within the usual STAC filters."""
     if not text and not similar_to:
         raise click.UsageError("give TEXT or --similar-to")
+    # Checked here as the API checks them, so a typo is named before any request is sent.
     try:
-        box = [float(v) for v in bbox.split(",")] if bbox else None
-    except ValueError as exc:
-        raise click.BadParameter("expected four numbers", param_hint="--bbox") from exc
+        box = parsing.parse_bbox(parsing.bbox_numbers(bbox, "--bbox"), "--bbox") if bbox else None
+        if datetime_:
+            parsing.parse_interval(datetime_, "--datetime")
+    except parsing.InvalidValue as exc:
+        raise click.UsageError(str(exc)) from exc
     search = semantic_search(
         url,
         q=text,
         similar_to=list(similar_to) or None,
         collections=list(collections) or None,
-        bbox=box,
+        bbox=list(box) if box else None,
         datetime=datetime_,
         filter=filter_,
         limit=limit,

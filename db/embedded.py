@@ -61,7 +61,7 @@ import psycopg
 
 from .errors import DataDirError, EmbeddedServerError
 
-__all__ = ["DATABASE_NAME", "EmbeddedPostgres"]
+__all__ = ["DATABASE_NAME", "EmbeddedPostgres", "free_port"]
 
 logger = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class EmbeddedPostgres:
         self._lease = lease
 
     def _spawn_supervisor(self) -> None:
-        port = self._requested_port or self._last_port() or _free_port()
+        port = self._requested_port or self._last_port() or free_port()
         (self.data_dir / PORT_FILE).write_text(f"{port}\n")
         self._give_to_server_user(self.pgdata)
         with (self.data_dir / "postgres.log").open("ab") as log:
@@ -511,7 +511,8 @@ def _write_private(path: Path, text: str) -> None:
     scratch.replace(path)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the embedded server, local APIs)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

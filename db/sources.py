@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .errors import Conflict, DbError, NotFound
 from .models import Scene, Source
+from .parsing import InvalidValue, parse_bbox
 
 __all__ = [
     "MAX_CHIP_SIZE_PX",
@@ -193,11 +194,11 @@ def _search(value: Any) -> dict[str, Any]:
             f"search: {size} bytes nested {_depth(value)} deep; at most {MAX_SEARCH_BYTES} "
             f"bytes and {MAX_SEARCH_DEPTH} levels"
         )
-    bbox = value.get("bbox")
-    if bbox is not None and not _is_bbox(bbox):
-        raise InvalidSource(
-            f"search bbox {bbox!r}: four numbers minx,miny,maxx,maxy in degrees, miny <= maxy"
-        )
+    if value.get("bbox") is not None:
+        try:
+            parse_bbox(value["bbox"], "search bbox", allow_elevation=False)
+        except InvalidValue as exc:
+            raise InvalidSource(str(exc)) from exc
     kinds = (("intersects", dict), ("datetime", str), ("query", dict), ("filter", dict))
     for key, kind in kinds:
         if value.get(key) is not None and not isinstance(value[key], kind):
@@ -229,15 +230,6 @@ def _depth(value: Any) -> int:
         elif isinstance(node, list):
             stack.extend((child, depth + 1) for child in node)
     return deepest
-
-
-def _is_bbox(value: Any) -> bool:
-    if not isinstance(value, list) or len(value) != 4:
-        return False
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in value):
-        return False
-    west, south, east, north = (float(v) for v in value)
-    return -180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90
 
 
 def _assets(value: Any) -> list[str]:

@@ -19,7 +19,6 @@ import logging
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,9 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
+
+from geomelt.db.embedded import free_port
+from geomelt.db.parsing import loose_instant
 
 from .errors import IngestError, SourceUnavailable
 
@@ -141,22 +143,13 @@ def _rgb_indexes(dataset: Any, names: Sequence[str] | None) -> tuple[int, ...]:
     return 1, 2, 3
 
 
-def _parse_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 def _acquired(
     path: Path, tags: dict[str, str], entry: dict[str, Any]
 ) -> tuple[dt.datetime | None, dt.datetime, dt.datetime] | tuple[dt.datetime, None, None]:
     """(datetime, None, None) when known, else (None, start, end)."""
-    start, end = _parse_time(entry.get("start_datetime")), _parse_time(entry.get("end_datetime"))
-    instant = _parse_time(entry.get("datetime"))
+    start = loose_instant(entry.get("start_datetime"))
+    end = loose_instant(entry.get("end_datetime"))
+    instant = loose_instant(entry.get("datetime"))
     if instant and not end:
         return instant, None, None
     if start or end:
@@ -393,12 +386,6 @@ def static_server(
     finally:
         server.shutdown()
         server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- rustac STAC API --------------------------------------------------------------------------

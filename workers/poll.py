@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from geomelt.db import unit_of_work
 from geomelt.db.models import Source
+from geomelt.db.parsing import loose_instant
 from geomelt.db.queries.ingest import SceneRecord, upsert_scene
 
 from .errors import SourceUnavailable
@@ -41,19 +42,10 @@ class PollResult:
     scene_ids: list[int] = field(default_factory=list)
 
 
-def _parse_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
 def item_datetime(item: dict[str, Any]) -> dt.datetime | None:
     properties = item.get("properties") or {}
-    return _parse_time(properties.get("datetime")) or _parse_time(properties.get("start_datetime"))
+    instant = loose_instant(properties.get("datetime"))
+    return instant or loose_instant(properties.get("start_datetime"))
 
 
 def item_version(item: dict[str, Any]) -> str:
@@ -67,7 +59,7 @@ def item_version(item: dict[str, Any]) -> str:
 
 def _watermark_time(item: dict[str, Any]) -> dt.datetime | None:
     properties = item.get("properties") or {}
-    return _parse_time(properties.get("updated")) or item_datetime(item)
+    return loose_instant(properties.get("updated")) or item_datetime(item)
 
 
 def _bbox(item: dict[str, Any]) -> tuple[float, float, float, float] | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import cql2
 
+from geomelt.db import parsing
 from geomelt.db.sources import InvalidSource, check_source
 
 __all__ = ["SourceSpec", "parse_assets", "parse_bbox", "parse_duration", "parse_filter"]
@@ -33,21 +34,11 @@ def parse_duration(text: str) -> int:
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
-    """'minx,miny,maxx,maxy' in lon/lat -> a checked tuple."""
+    """'minx,miny,maxx,maxy' in lon/lat -> a checked tuple (no elevations: sources are 2-D)."""
     try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 4:
-        raise InvalidSource(
-            f"bbox {text!r}: expected four numbers minx,miny,maxx,maxy (lon/lat)"
-        )
-    west, south, east, north = values
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise InvalidSource(
-            f"bbox {text!r}: out of range or miny > maxy; order is minx,miny,maxx,maxy in degrees"
-        )
-    return west, south, east, north
+        return parsing.parse_bbox(parsing.bbox_numbers(text), allow_elevation=False)
+    except parsing.InvalidValue as exc:
+        raise InvalidSource(str(exc)) from exc
 
 
 def parse_filter(text: str) -> dict[str, Any]:

@@ -45,7 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import distinct_on
 
 from ..models import Chip, Scene
-from .filters import Filters, item_id_expression, where_clauses
+from .filters import item_id_expression
+from .where import Filters, where_clauses
 
 __all__ = [
     "ChangeQuery",

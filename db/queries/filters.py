@@ -1,5 +1,7 @@
-"""Item-search filters -> SQLAlchemy WHERE clauses over `chips JOIN scenes` (bound parameters only).
+"""What item searches filter on: the queryables, chip item ids, and spatial predicates (a bbox, any
+GeoJSON geometry) as SQLAlchemy terms over `chips JOIN scenes` (bound parameters only).
 
+The terms are combined into a search's WHERE clause by `where.py`; CQL2 filters by `cql2sql.py`.
 Spatial predicates use PostgreSQL's native geometric types (no PostGIS), as
 ../shared/specs/STAC_API.md section 6.3 describes: an indexable prefilter on the `box` column,
 then an exact test per part of the query geometry against the `polygon` footprint.
@@ -7,11 +9,9 @@ then an exact test per part of the query geometry against the `polygon` footprin
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -31,32 +31,25 @@ from sqlalchemy.types import UserDefinedType
 
 from ..errors import DbError
 from ..models import Box, Chip, Polygon, Scene
+from ..parsing import GeometryPart, InvalidValue, LonLat, parse_geometry
 from .ingest import box_text, polygon_text
 
 __all__ = [
     "QUERYABLES",
-    "Filters",
-    "GeometryTooLarge",
     "InvalidFilter",
     "Queryable",
     "SqlExpression",
+    "bbox_predicate",
     "chip_item_id",
     "geometry_predicate",
+    "ids_predicate",
     "item_id_expression",
     "parse_chip_item_id",
-    "where_clauses",
 ]
-
-# Coordinates beyond this many per query geometry are refused (cost of the exact predicates).
-MAX_GEOMETRY_POSITIONS = 10_000
 
 
 class InvalidFilter(DbError, ValueError):
     """A search filter cannot be turned into SQL; the message names the parameter."""
-
-
-class GeometryTooLarge(InvalidFilter):
-    """A geometry has more positions than `MAX_GEOMETRY_POSITIONS`; simplify it."""
 
 
 class _PgGeometric(UserDefinedType[str]):
@@ -139,56 +132,16 @@ QUERYABLES: dict[str, Queryable] = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
-class Filters:
-    """Validated item-search filters; everything here narrows the candidate set."""
-
-    model_id: int
-    collections: tuple[str, ...] | None = None
-    ids: tuple[str, ...] | None = None
-    # west, south, east, north; west > east crosses the antimeridian.
-    bbox: tuple[float, float, float, float] | None = None
-    intersects: dict[str, Any] | None = None
-    datetime_start: dt.datetime | None = None
-    datetime_end: dt.datetime | None = None
-    cql2: Any = None  # normalised cql2-json
-    exclude_chip_ids: tuple[int, ...] = field(default=())
-
-
-def where_clauses(filters: Filters) -> list[ColumnElement[bool]]:
-    """The WHERE terms of a search over `chips JOIN scenes`."""
-    from .cql2sql import compile_cql2  # cql2sql uses geometry_predicate from this module
-
-    clauses: list[ColumnElement[bool]] = [Chip.model_id == filters.model_id]
-    if filters.collections is not None:
-        clauses.append(Scene.collection.in_(list(filters.collections)))
-    if filters.ids is not None:
-        clauses.append(_ids_clause(filters.ids))
-    if filters.bbox is not None:
-        clauses.append(_bbox_clause(filters.bbox))
-    if filters.intersects is not None:
-        clauses.append(geometry_predicate(filters.intersects, parameter="intersects"))
-    if filters.datetime_start is not None:
-        clauses.append(Chip.datetime >= filters.datetime_start)
-    if filters.datetime_end is not None:
-        clauses.append(Chip.datetime <= filters.datetime_end)
-    if filters.cql2 is not None:
-        clauses.append(compile_cql2(filters.cql2))
-    if filters.exclude_chip_ids:
-        clauses.append(
-            Chip.id.not_in(bindparam("excluded", list(filters.exclude_chip_ids), expanding=True))
-        )
-    return clauses
-
-
-def _ids_clause(ids: Iterable[str]) -> ColumnElement[bool]:
+def ids_predicate(ids: Iterable[str]) -> ColumnElement[bool]:
+    """The chips with these STAC item ids; an id that is no chip's matches nothing."""
     keys = [key for key in (parse_chip_item_id(item_id) for item_id in ids) if key is not None]
     if not keys:
         return false()
     return tuple_(Scene.item_id, Chip.row, Chip.col).in_(keys)
 
 
-def _bbox_clause(bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
+def bbox_predicate(bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
+    """Footprint-intersects-box; west > east crosses the antimeridian."""
     west, south, east, north = bbox
     if west > east:  # antimeridian: two boxes
         return or_(
@@ -215,89 +168,19 @@ def _box(ring: Sequence[tuple[float, float]]) -> ColumnElement[Any]:
 
 def geometry_predicate(geometry: Any, *, parameter: str) -> ColumnElement[bool]:
     """Footprint-intersects-geometry for any GeoJSON geometry (all seven types)."""
-    positions = _count_positions(geometry, parameter)
-    if positions > MAX_GEOMETRY_POSITIONS:
-        raise GeometryTooLarge(
-            f"{parameter}: geometry has {positions} positions, more than the "
-            f"{MAX_GEOMETRY_POSITIONS} allowed; simplify it"
-        )
-    return _geometry_predicate(geometry, parameter)
-
-
-def _geometry_predicate(geometry: Any, parameter: str) -> ColumnElement[bool]:
-    kind = geometry.get("type") if isinstance(geometry, dict) else None
-    if kind == "GeometryCollection":
-        parts = geometry.get("geometries")
-        if not isinstance(parts, list) or not parts:
-            raise InvalidFilter(f"{parameter}: GeometryCollection needs a non-empty 'geometries'")
-        return or_(*(_geometry_predicate(part, parameter) for part in parts))
-    coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
-    builders = {
-        "Point": lambda c: _point(_position(c, parameter)),
-        "MultiPoint": lambda c: or_(*(_point(_position(p, parameter)) for p in _list(c))),
-        "LineString": lambda c: _line(_positions(c, parameter, 2)),
-        "MultiLineString": lambda c: or_(*(_line(_positions(p, parameter, 2)) for p in _list(c))),
-        "Polygon": lambda c: _polygon(c, parameter),
-        "MultiPolygon": lambda c: or_(*(_polygon(p, parameter) for p in _list(c))),
-    }
-    if kind not in builders:
-        raise InvalidFilter(
-            f"{parameter}: not a GeoJSON geometry (type {kind!r}); expected one of "
-            f"{', '.join([*builders, 'GeometryCollection'])}"
-        )
-    if not isinstance(coordinates, list) or not coordinates:
-        raise InvalidFilter(f"{parameter}: {kind} needs non-empty 'coordinates'")
     try:
-        return builders[kind](coordinates)
-    except (TypeError, IndexError) as exc:
-        raise InvalidFilter(f"{parameter}: malformed {kind} coordinates") from exc
+        parts = parse_geometry(geometry, parameter)
+    except InvalidValue as exc:
+        raise InvalidFilter(str(exc)) from exc
+    return or_(*(_part_predicate(part) for part in parts))
 
 
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise TypeError("expected a non-empty list")
-    return value
-
-
-def _count_positions(geometry: Any, parameter: str, depth: int = 0) -> int:
-    if depth > 8:
-        raise InvalidFilter(f"{parameter}: geometry nests too deeply")
-    if isinstance(geometry, dict):
-        if geometry.get("type") == "GeometryCollection":
-            parts = geometry.get("geometries")
-            return sum(_count_positions(p, parameter, depth + 1) for p in _list_or_empty(parts))
-        return _count_positions(geometry.get("coordinates"), parameter, depth + 1)
-    if isinstance(geometry, list):
-        if geometry and not isinstance(geometry[0], list):
-            return 1
-        return sum(_count_positions(p, parameter, depth + 1) for p in geometry)
-    return 0
-
-
-def _list_or_empty(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _position(value: Any, parameter: str) -> tuple[float, float]:
-    if (
-        not isinstance(value, list)
-        or len(value) not in (2, 3)
-        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-    ):
-        raise InvalidFilter(f"{parameter}: a position must be [lon, lat] numbers, got {value!r}")
-    lon, lat = float(value[0]), float(value[1])
-    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
-        raise InvalidFilter(
-            f"{parameter}: position {value!r} is outside lon [-180, 180], lat [-90, 90]"
-        )
-    return lon, lat
-
-
-def _positions(value: Any, parameter: str, minimum: int) -> list[tuple[float, float]]:
-    points = [_position(p, parameter) for p in _list(value)]
-    if len(points) < minimum:
-        raise InvalidFilter(f"{parameter}: needs at least {minimum} positions, got {len(points)}")
-    return points
+def _part_predicate(part: GeometryPart) -> ColumnElement[bool]:
+    if part.kind == "point":
+        return _point(part.rings[0][0])
+    if part.kind == "line":
+        return _line(part.rings[0])
+    return _polygon(part.rings)
 
 
 def _point(lonlat: tuple[float, float]) -> ColumnElement[bool]:
@@ -307,7 +190,7 @@ def _point(lonlat: tuple[float, float]) -> ColumnElement[bool]:
     return and_(Chip.bbox.op("&&")(_box(envelope)), Chip.footprint.op("@>")(literal))
 
 
-def _line(points: list[tuple[float, float]]) -> ColumnElement[bool]:
+def _line(points: Sequence[LonLat]) -> ColumnElement[bool]:
     path = "[" + ",".join(f"({x!r},{y!r})" for x, y in points) + "]"
     first = cast(bindparam(None, f"({points[0][0]!r},{points[0][1]!r})", Text), _POINT)
     return and_(
@@ -319,13 +202,10 @@ def _line(points: list[tuple[float, float]]) -> ColumnElement[bool]:
     )
 
 
-def _polygon(rings: Any, parameter: str) -> ColumnElement[bool]:
-    outer, *holes = [_positions(ring, parameter, 4) for ring in _list(rings)]
-    try:
-        outer_literal = cast(bindparam(None, polygon_text(outer), Text), Polygon)
-        hole_literals = [cast(bindparam(None, polygon_text(h), Text), Polygon) for h in holes]
-    except ValueError as exc:
-        raise InvalidFilter(f"{parameter}: {exc}") from exc
+def _polygon(rings: Sequence[Sequence[LonLat]]) -> ColumnElement[bool]:
+    outer, *holes = rings
+    outer_literal = cast(bindparam(None, polygon_text(outer), Text), Polygon)
+    hole_literals = [cast(bindparam(None, polygon_text(h), Text), Polygon) for h in holes]
     terms = [Chip.bbox.op("&&")(_box(outer)), Chip.footprint.op("&&")(outer_literal)]
     terms += [not_(hole.op("@>")(Chip.footprint)) for hole in hole_literals]
     return and_(*terms)

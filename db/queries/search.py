@@ -40,16 +40,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..models import Chip, ChipCell, Model, Scene
+from ..parsing import geometry_positions
 from .cql2sql import split_spatial
 from .filters import (
     QUERYABLES,
-    Filters,
     InvalidFilter,
     SqlExpression,
     item_id_expression,
     parse_chip_item_id,
-    where_clauses,
 )
+from .where import Filters, where_clauses
 
 __all__ = [
     "EXACT_THRESHOLD",
@@ -338,7 +338,7 @@ def _envelopes(
             bounds.append([(west, south, east, north)])
     geometries = [filters.intersects] if filters.intersects is not None else []
     for geometry in [*geometries, *cql2_geometries]:
-        points = list(_positions(geometry))
+        points = list(geometry_positions(geometry))
         if points:
             xs = [x for x, _ in points]
             ys = [y for _, y in points]
@@ -350,17 +350,6 @@ def _envelopes(
 
 def _area(box: tuple[float, float, float, float]) -> float:
     return max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
-
-
-def _positions(geometry: Any) -> Any:
-    if isinstance(geometry, dict):
-        yield from _positions(geometry.get("coordinates", geometry.get("geometries")))
-    elif isinstance(geometry, list):
-        if len(geometry) >= 2 and all(isinstance(v, int | float) for v in geometry[:2]):
-            yield float(geometry[0]), float(geometry[1])
-        else:
-            for part in geometry:
-                yield from _positions(part)
 
 
 _CELL_CHIPS = text(

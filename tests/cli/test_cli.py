@@ -35,3 +35,14 @@ def test_db_upgrade_with_embedded_server_then_current(server_dir: Path) -> None:
     while lock.exists():
         assert time.monotonic() < deadline, "the embedded server kept running"
         time.sleep(0.2)
+
+
+def test_search_names_a_bad_bbox_or_datetime_before_any_request() -> None:
+    # Port 9 (discard): were a request sent, the error would be a connection failure instead.
+    url = ["--url", "http://127.0.0.1:9/"]
+    bbox = CliRunner().invoke(main, ["search", "boats", *url, "--bbox", "0,10,1,5"])
+    assert bbox.exit_code == 2
+    assert "--bbox [0.0, 10.0, 1.0, 5.0]: south > north" in bbox.output
+    when = CliRunner().invoke(main, ["search", "boats", *url, "--datetime", "2024-05-01"])
+    assert when.exit_code == 2
+    assert "--datetime: '2024-05-01' is not an RFC 3339 date-time" in when.output

@@ -12,7 +12,6 @@ from sqlalchemy import Connection, Engine, delete, func, select, text
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.models import Chip, ChipCell, Scene, Source
 from geomelt.db.queries import register_model
-from geomelt.db.queries.filters import Filters, where_clauses
 from geomelt.db.queries.ingest import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.models import hnsw_index_name
 from geomelt.db.queries.search import (
@@ -23,6 +22,7 @@ from geomelt.db.queries.search import (
     planned_neighbours,
     vector_neighbours,
 )
+from geomelt.db.queries.where import Filters, where_clauses
 
 DIM = 16
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

@@ -22,10 +22,12 @@ def test_bad_durations_name_the_input(text: str) -> None:
 
 def test_bbox_filter_and_assets() -> None:
     assert parse_bbox("16.3,48.1,16.4,48.2") == (16.3, 48.1, 16.4, 48.2)
-    with pytest.raises(InvalidSource, match="miny > maxy"):
+    with pytest.raises(InvalidSource, match=r"bbox .*south > north"):
         parse_bbox("0,10,1,5")
-    with pytest.raises(InvalidSource, match="four numbers"):
+    with pytest.raises(InvalidSource, match="bbox: expected 4 numbers"):
         parse_bbox("1,2,3")
+    with pytest.raises(InvalidSource, match="bbox: 'a,b,c,d' is not a comma-separated list"):
+        parse_bbox("a,b,c,d")
     assert parse_filter("eo:cloud_cover < 20")["op"] == "<"
     with pytest.raises(InvalidSource, match="not valid CQL2"):
         parse_filter("cloud <<< 3")
