@@ -17,7 +17,6 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Connection, Engine
 
 from geomelt.db import unit_of_work
-from geomelt.db.queries.filters import Filters, where_clauses
 from geomelt.db.queries.search import (
     Ranked,
     SortKey,
@@ -34,6 +33,7 @@ from geomelt.db.queries.search import (
     sort_key,
     sort_values,
 )
+from geomelt.db.queries.where import Filters, where_clauses
 from geomelt.db.replicas import ReadRouter, ReadSource
 
 from .config import EngineConfig
