@@ -13,8 +13,8 @@ import platformdirs
 
 __all__ = ["DEFAULT_MODEL", "Settings"]
 
-# The model of `geomelt serve`, `ingest`, `worker` and `demo` when none is named: the one place
-# to switch once trained weights ship (issue 3).
+# The model of `geomelt serve`, `ingest`, `worker` and `demo` when none is named (the trained
+# weights shipped in the package, model/weights/); the one place to change it.
 DEFAULT_MODEL = "geomelt-small"
 
 

@@ -56,7 +56,6 @@ class SearchResult:
     number_matched: int | None
     info: dict[str, Any] | None = None
     ranked: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     # Response headers: which database served the read, and replicas passed over (why).
     headers: dict[str, str] = field(default_factory=dict)
 

@@ -24,7 +24,7 @@ __all__ = ["RANDOM_MODELS", "SHIPPED_MODELS", "GeoMelt", "ZeroShotResult", "load
 
 logger = logging.getLogger(__name__)
 
-# Seeded randomly initialised models for tests and smoke runs until trained weights ship.
+# Seeded randomly initialised models: fast, weight-free stand-ins for tests and smoke runs.
 RANDOM_MODELS = {"tiny-random": "tiny", "small-random": "small"}
 RANDOM_SEED = 0
 # Trained weights shipped inside the package (model/weights/), sha256-checked on load.

@@ -246,7 +246,3 @@ def zero_shot_eval(
         "classes": len(labels),
         "templates": list(templates),
     }
-
-
-def references_of(records: Sequence[ImageRecord]) -> list[list[str]]:
-    return [list(r.captions) for r in records]

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from litestar import Controller, MediaType, Request, Response, get
 
 from ..errors import ItemNotFound
-from ..params import parse_get
+from ..params import SearchRequest, parse_get
 from ..stac import GEOJSON, collection_document, item_document, queryables_document
 from .common import base_url, item_collection, service
 from .docs import SEARCH_DESCRIPTION, query
@@ -98,8 +98,7 @@ class CollectionsController(Controller):
     def get_item(
         self, request: Request[Any, Any, Any], collection_id: str, item_id: str
     ) -> Response[Any]:
-        search = parse_get({}, request.app.state.config, collection=collection_id)
-        search = type(search)(collections=(collection_id,), ids=(item_id,), limit=1)
+        search = SearchRequest(collections=(collection_id,), ids=(item_id,), limit=1)
         result = service(request).search(search)
         if not result.rows:
             raise ItemNotFound(f"item {item_id!r}: not found in collection {collection_id!r}")
