@@ -27,6 +27,7 @@ import shapefile  # type: ignore[import-untyped,unused-ignore]  # pyshp: no type
 import shapely  # type: ignore[import-untyped,unused-ignore]  # no types
 import xstatic.pkg.leaflet
 from litestar import Controller, MediaType, Request, Response, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.params import Parameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
@@ -59,7 +60,13 @@ class WebController(Controller):
             return Redirect(request.url.path.rstrip("/"))
         return Response((WEB_DIR / "index.html").read_bytes(), media_type=MediaType.HTML)
 
-    @get("/context.geojson", media_type="application/geo+json", sync_to_thread=True)
+    # The outlines change only with the installed package: browsers may keep them for a day.
+    @get(
+        "/context.geojson",
+        media_type="application/geo+json",
+        sync_to_thread=True,
+        cache_control=CacheControlHeader(max_age=86400, public=True),
+    )
     def context(
         self,
         bbox: Annotated[

@@ -100,6 +100,7 @@ def test_context_endpoint_and_bad_bbox(live_server: str) -> None:
     with urllib.request.urlopen(f"{live_server}/app/context.geojson", timeout=60) as response:  # noqa: S310
         world = json.load(response)
     assert response.headers["content-type"].startswith("application/geo+json")
+    assert "max-age=86400" in response.headers["cache-control"]
     assert len(world["features"]) > 200  # Natural Earth admin-0: about 250 countries
     # Vienna: the clipped view stays inside its bbox.
     url = f"{live_server}/app/context.geojson?bbox=16.2,48.1,16.5,48.3"
