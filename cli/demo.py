@@ -34,6 +34,7 @@ from geomelt.workers.local import (
     GEOTIFF_SUFFIXES,
     SIDECAR_SUFFIXES,
     local_catalog,
+    local_collections,
 )
 
 from .database import open_database
@@ -155,6 +156,7 @@ def demo_command(
             base_url=settings.api_base_url,
             trusted_proxies=settings.api_trusted_proxies,
             reads_require_key=settings.api_reads_require_key,
+            local_files=local_collections(settings.data_dir / "demo"),
         )
         app = create_app(AppDeps(config=config, load_model=lambda: model))
         server = uvicorn.Server(

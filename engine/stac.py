@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from geomelt.db.queries.filters import QUERYABLES
 
 __all__ = [
     "CONFORMANCE",
     "SEMANTIC_SEARCH",
+    "Hrefs",
     "apply_fields",
     "collection_document",
+    "collection_matches",
     "item_document",
     "landing_document",
     "queryables_document",
+    "scene_document",
 ]
 
 STAC_VERSION = "1.1.0"
@@ -27,6 +31,10 @@ OPENAPI = "application/vnd.oai.openapi+json;version=3.1"
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SEMANTIC_SEARCH = "https://geomelt.dev/stac-api/semantic-search/v1.0.0"
 SEMANTIC_SEARCH_SCHEMA = f"{SEMANTIC_SEARCH}/schema.json"
+PROJECTION_SCHEMA = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+RASTER_SCHEMA = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+EO_SCHEMA = "https://stac-extensions.github.io/eo/v1.1.0/schema.json"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -50,6 +58,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "https://api.stacspec.org/v1.0.0/item-search#query",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search#free-text",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/simple-query",
     SEMANTIC_SEARCH,
     f"{SEMANTIC_SEARCH}#similar-to",
     # /changes and /cells/{cell_id}: change search over ground-grid cells (engine/change.py).
@@ -111,6 +123,32 @@ def landing_document(
     }
 
 
+def collection_matches(
+    summary: Any,
+    *,
+    terms: Sequence[str] = (),
+    bbox: tuple[float, float, float, float] | None = None,
+    interval: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+) -> bool:
+    """Collection search: any free-text term in the id or description, the extent intersecting
+    `bbox` (lon/lat), the temporal extent overlapping `interval` (open ends allowed)."""
+    text = f"{summary.collection} chips of the source collection {summary.collection}".lower()
+    if terms and not any(term.lower() in text for term in terms):
+        return False
+    if bbox is not None:
+        west, south, east, north = bbox
+        if None in (summary.west, summary.south, summary.east, summary.north):
+            return False
+        if summary.west > east or summary.east < west:
+            return False
+        if summary.south > north or summary.north < south:
+            return False
+    start, end = interval
+    if start is not None and (summary.end is None or summary.end < start):
+        return False
+    return not (end is not None and (summary.start is None or summary.start > end))
+
+
 def collection_document(base: str, summary: Any) -> dict[str, Any]:
     collection_id = summary.collection
     href = f"{base}/collections/{quote(collection_id, safe='')}"
@@ -137,7 +175,16 @@ def collection_document(base: str, summary: Any) -> dict[str, Any]:
     }
 
 
-def item_document(base: str, row: Any, *, rank: int | None = None) -> dict[str, Any]:
+def item_document(
+    base: str, row: Any, *, rank: int | None = None, hrefs: Hrefs | None = None
+) -> dict[str, Any]:
+    """A chip as a STAC Item that loaders read without hints (odc-stac, stackstac).
+
+    Its assets are the source assets the chip was read from, with the projection of the chip's
+    window on their grid (`proj:code`/`proj:epsg`, `proj:shape`, `proj:transform`), so a loader
+    given only the item reads exactly the chip's pixels; `raster:bands` and `eo:bands` name the
+    bands. `derived_from` is the scene item as this API publishes it.
+    """
     collection = quote(row.collection, safe="")
     href = f"{base}/collections/{collection}/items/{quote(row.item_id, safe='')}"
     geometry = row.geometry
@@ -167,17 +214,21 @@ def item_document(base: str, row: Any, *, rank: int | None = None) -> dict[str, 
         if row.text_rank is not None:
             properties["search:text_rank"] = row.text_rank
         properties["search:rank"] = rank
+    resolve = hrefs or Hrefs(base)
+    assets = _thumbnail(href, row)
+    raster = chip_raster(row, source, resolve)
+    if raster is not None:
+        properties.update(raster.properties)
+        assets.update(raster.assets)
+        extensions += raster.extensions
+    collection_href = f"{base}/collections/{collection}"
     links = [
         _link("self", href, GEOJSON),
         _link("root", f"{base}/", JSON),
-        _link("parent", f"{base}/collections/{collection}", JSON),
-        _link("collection", f"{base}/collections/{collection}", JSON),
+        _link("parent", collection_href, JSON),
+        _link("collection", collection_href, JSON),
+        _link("derived_from", scene_href(base, row.collection, row.source_item_id), GEOJSON),
     ]
-    source_self = next(
-        (link.get("href") for link in source.get("links") or [] if link.get("rel") == "self"), None
-    )
-    if source_self:
-        links.append(_link("derived_from", source_self, GEOJSON))
     return {
         "type": "Feature",
         "stac_version": STAC_VERSION,
@@ -188,36 +239,193 @@ def item_document(base: str, row: Any, *, rank: int | None = None) -> dict[str, 
         "bbox": _bbox(geometry),
         "properties": properties,
         "links": links,
-        "assets": _assets(href, row, source),
+        "assets": assets,
     }
 
 
-def _assets(href: str, row: Any, source: dict[str, Any]) -> dict[str, Any]:
-    assets: dict[str, Any] = {}
-    if row.thumbnail_media_type:
-        assets["thumbnail"] = {
+def scene_href(base: str, collection: str, scene_item_id: str) -> str:
+    return f"{base}/collections/{quote(collection, safe='')}/scenes/{quote(scene_item_id, safe='')}"
+
+
+def scene_document(
+    base: str, collection: str, item: dict[str, Any], hrefs: Hrefs
+) -> dict[str, Any]:
+    """The scene (source) item as ingested, with hrefs that stay valid and this API's links.
+
+    Its `geomelt:read` property records which assets and bands were read, on which grid, and
+    why; a link `via` keeps the original item's URL when it is not a local, temporary one.
+    """
+    document = copy.deepcopy(item)
+    href = scene_href(base, collection, str(item.get("id")))
+    original = next(
+        (
+            link.get("href")
+            for link in item.get("links") or []
+            if isinstance(link, dict) and link.get("rel") == "self"
+        ),
+        None,
+    )
+    links = [
+        _link("self", href, GEOJSON),
+        _link("root", f"{base}/", JSON),
+        _link("collection", f"{base}/collections/{quote(collection, safe='')}", JSON),
+    ]
+    if isinstance(original, str) and not hrefs.is_local(collection, original):
+        links.append(_link("via", original, GEOJSON))
+    document["links"] = links
+    for asset in (document.get("assets") or {}).values():
+        if isinstance(asset, dict) and isinstance(asset.get("href"), str):
+            asset["href"] = hrefs.resolve(collection, asset["href"])
+    document.setdefault("stac_version", STAC_VERSION)
+    return document
+
+
+class Hrefs:
+    """Asset hrefs that stay valid: a local folder's files through this API's /files route.
+
+    `local` maps the collections ingested from a local folder to that folder; their assets
+    pointed at a temporary loopback file server during ingestion, whose port is dead once the
+    ingest ends, so they are rewritten to `{base}/files/{collection}/{file name}`. Every other
+    href (a remote catalog's) is the original one.
+    """
+
+    def __init__(self, base: str, local: Mapping[str, Any] | None = None) -> None:
+        self.base = base
+        self.local = local or {}
+
+    def is_local(self, collection: str, href: str) -> bool:
+        return collection in self.local and urlsplit(href).hostname in _LOOPBACK
+
+    def resolve(self, collection: str, href: str) -> str:
+        if not self.is_local(collection, href):
+            return href
+        name = urlsplit(href).path.rsplit("/", 1)[-1]
+        return f"{self.base}/files/{quote(collection, safe='')}/{name}"
+
+
+@dataclass(frozen=True)
+class ChipRaster:
+    properties: dict[str, Any]
+    assets: dict[str, Any]
+    extensions: list[str]
+
+
+def chip_raster(row: Any, source: dict[str, Any], hrefs: Hrefs) -> ChipRaster | None:
+    """Projection and band metadata of a chip, from the scene's `geomelt:read` record.
+
+    Scenes ingested before that record existed fall back to the source item's own projection
+    (the native grid, which is what they were read on) and the asset keys chosen then.
+    """
+    source_assets = source.get("assets") or {}
+    properties = source.get("properties") or {}
+    record = properties.get("geomelt:read")
+    if not isinstance(record, dict):
+        record = _legacy_record(source)
+        if record is None:
+            return None
+    keys = [k for k in record.get("assets") or [] if isinstance(source_assets.get(k), dict)]
+    if not keys:
+        return None
+    chip: dict[str, Any] = {}
+    window = _window(row)
+    transform = record.get("proj:transform")
+    code = record.get("proj:code")
+    if window is not None and isinstance(transform, list) and len(transform) >= 6:
+        x, y, width, height = window
+        a, b, c, d, e, f = (float(v) for v in transform[:6])
+        chip["proj:code"] = code
+        if isinstance(code, str) and code.upper().startswith("EPSG:"):
+            # stackstac 0.5 reads proj:epsg only.
+            chip["proj:epsg"] = int(code.split(":", 1)[1])
+        chip["proj:shape"] = [height, width]
+        chip["proj:transform"] = [a, b, a * x + b * y + c, d, e, d * x + e * y + f]
+    assets = {
+        key: _chip_asset(source_assets[key], key, record, hrefs.resolve(row.collection, href))
+        for key in keys
+        if isinstance(href := source_assets[key].get("href"), str)
+    }
+    extensions = [PROJECTION_SCHEMA] if chip else []
+    return ChipRaster(chip, assets, [*extensions, RASTER_SCHEMA, EO_SCHEMA])
+
+
+def _window(row: Any) -> tuple[int, int, int, int] | None:
+    values = [getattr(row, f"window_{name}_px", None) for name in ("x", "y", "width", "height")]
+    numbers = [int(v) for v in values if v is not None]
+    if len(numbers) != 4:
+        return None
+    return numbers[0], numbers[1], numbers[2], numbers[3]
+
+
+def _chip_asset(
+    asset: dict[str, Any], key: str, record: dict[str, Any], href: str
+) -> dict[str, Any]:
+    keys = record.get("assets") or []
+    band_indexes = record.get("bands") or []
+    names = record.get("names") or []
+    result: dict[str, Any] = {
+        "href": href,
+        "type": asset.get("type", "image/tiff; application=geotiff"),
+        "roles": ["data", *(r for r in asset.get("roles") or [] if r == "visual")],
+        "title": asset.get("title") or f"{key} of the source scene (the chip's window of it)",
+    }
+    raster_bands = asset.get("raster:bands")
+    eo_bands = asset.get("eo:bands")
+    if len(keys) == 1:
+        count = max([len(raster_bands or []), len(eo_bands or []), *band_indexes, 1])
+        chosen = dict(zip(band_indexes, names, strict=False))
+    else:
+        count = 1
+        chosen = {1: names[keys.index(key)]} if key in keys and len(names) == len(keys) else {}
+    if not isinstance(raster_bands, list) or not raster_bands:
+        band = {"data_type": record.get("data_type")} if record.get("data_type") else {}
+        raster_bands = [dict(band) for _ in range(count)]
+    if not isinstance(eo_bands, list) or not any(
+        isinstance(b, dict) and b.get("common_name") for b in eo_bands
+    ):
+        eo_bands = [
+            {"name": chosen.get(i, f"b{i}"), **({"common_name": chosen[i]} if i in chosen else {})}
+            for i in range(1, count + 1)
+        ]
+    result["raster:bands"] = raster_bands
+    result["eo:bands"] = eo_bands
+    return result
+
+
+def _legacy_record(source: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of a scene ingested before `geomelt:read`: native grid, keys chosen by name."""
+    assets = source.get("assets") or {}
+    properties = source.get("properties") or {}
+    for keys in (("red", "green", "blue"), ("visual",), ("pan",)):
+        if all(isinstance(assets.get(k), dict) for k in keys):
+            break
+    else:
+        return None
+    grid = {**properties, **{k: v for k, v in assets[keys[0]].items() if k.startswith("proj:")}}
+    code = grid.get("proj:code")
+    if code is None and isinstance(grid.get("proj:epsg"), int):
+        code = f"EPSG:{grid['proj:epsg']}"
+    names = ["pan"] if keys == ("pan",) else ["red", "green", "blue"]
+    return {
+        "assets": list(keys),
+        "bands": [1] if keys == ("pan",) else [1, 1, 1] if len(keys) == 3 else [1, 2, 3],
+        "names": names,
+        "proj:code": code,
+        "proj:transform": grid.get("proj:transform"),
+        "proj:shape": grid.get("proj:shape"),
+    }
+
+
+def _thumbnail(href: str, row: Any) -> dict[str, Any]:
+    if not row.thumbnail_media_type:
+        return {}
+    return {
+        "thumbnail": {
             "href": f"{href}/thumbnail",
             "type": row.thumbnail_media_type,
             "roles": ["thumbnail"],
             "title": "Chip thumbnail",
         }
-    source_assets = source.get("assets") or {}
-    chosen = next(
-        (
-            asset
-            for asset in source_assets.values()
-            if isinstance(asset, dict) and {"data", "visual"} & set(asset.get("roles") or [])
-        ),
-        next(iter(source_assets.values()), None),
-    )
-    if isinstance(chosen, dict) and chosen.get("href"):
-        assets["source"] = {
-            "href": chosen["href"],
-            "type": chosen.get("type", "image/tiff; application=geotiff"),
-            "roles": ["data", "source"],
-            "title": "Source raster (the chip is a window of it, see grid:row/grid:col)",
-        }
-    return assets
+    }
 
 
 def _bbox(geometry: dict[str, Any]) -> list[float]:

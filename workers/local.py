@@ -55,6 +55,7 @@ __all__ = [
     "collection_id_for",
     "free_port",
     "local_catalog",
+    "local_collections",
     "rustac_executable",
     "rustac_server",
     "static_server",
@@ -454,6 +455,30 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
+def local_collections(work_root: Path) -> dict[str, Path]:
+    """Collection id -> served folder, for every local folder served under `work_root`.
+
+    `work_root` holds one work folder per local folder (`local_catalog`'s `work_dir`); the API
+    serves each collection's files from its `files/` folder, so items' asset links outlive the
+    ingest's temporary file server.
+    """
+    found: dict[str, Path] = {}
+    for state_path in sorted(work_root.glob("*/static.json")):
+        try:
+            state = json.loads(state_path.read_text())
+            collection = state.get("collection")
+            if not isinstance(collection, str):
+                # Work folders written before the state named its collection: the items say.
+                items = json.loads((state_path.parent / "items.json").read_text())["features"]
+                collection = items[0]["collection"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            logger.warning("%s: not a local catalog's state; its files are not served", state_path)
+            continue
+        if isinstance(collection, str) and (state_path.parent / "files").is_dir():
+            found[collection] = state_path.parent / "files"
+    return found
+
+
 @contextlib.contextmanager
 def local_catalog(
     folder: Path, work_dir: Path, *, collection: str | None = None
@@ -476,14 +501,21 @@ def local_catalog(
         except OSError:
             base_url = stack.enter_context(static_server(served))
         port = int(base_url.rsplit(":", 1)[1])
-        if state.get("port") != port or "since" not in state:
-            state = {"port": port, "since": dt.datetime.now(dt.UTC).isoformat()}
+        collection = collection or collection_id_for(folder)
+        if state.get("port") != port or "since" not in state or "collection" not in state:
+            since = state.get("since") if state.get("port") == port else None
+            state = {
+                "port": port,
+                "since": since or dt.datetime.now(dt.UTC).isoformat(),
+                # The API serves `files/` for this collection (local_collections).
+                "collection": collection,
+            }
             state_path.write_text(json.dumps(state))
         catalog = build_local_items(
             folder,
             served,
             base_url,
-            collection=collection or collection_id_for(folder),
+            collection=collection,
             updated=dt.datetime.fromisoformat(state["since"]),
         )
         if not catalog.items:

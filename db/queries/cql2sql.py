@@ -248,7 +248,12 @@ def _in(args: list[Any]) -> ColumnElement[bool]:
 def _spatial(op: str, args: list[Any]) -> ColumnElement[bool]:
     _arity(op, args, 2)
     if op not in ("s_intersects", "s_disjoint"):
-        raise InvalidFilter(f"filter: unsupported spatial operator {op!r}; use s_intersects")
+        # Footprints are PostgreSQL polygons (no PostGIS): intersects is exact on them; within,
+        # contains, equals, overlaps, touches and crosses are not offered rather than guessed.
+        raise InvalidFilter(
+            f"filter: spatial operator {op!r} is not supported; supported: s_intersects, "
+            "s_disjoint (and bbox/intersects)"
+        )
     prop, geometry = args
     if _kind_of(prop) != "geometry":
         prop, geometry = geometry, prop

@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, MediaType, Request, Response, get
 
-from ..errors import ItemNotFound
-from ..params import SearchRequest, parse_get
-from ..stac import GEOJSON, collection_document, item_document, queryables_document
-from .common import base_url, item_collection, service
+from ..errors import InvalidParameter, ItemNotFound
+from ..params import SearchRequest, parse_get, parse_rfc3339
+from ..stac import (
+    GEOJSON,
+    collection_document,
+    collection_matches,
+    item_document,
+    queryables_document,
+    scene_document,
+)
+from .common import base_url, hrefs, item_collection, service
 from .docs import SEARCH_DESCRIPTION, query
 
 __all__ = ["CollectionsController"]
 
 Q = str | None
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[1] > values[3]:
+        raise InvalidParameter(
+            f"bbox {text!r}: expected minx,miny,maxx,maxy in lon/lat with miny <= maxy"
+        )
+    return values[0], values[1], values[2], values[3]
+
+
+def _interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise InvalidParameter(f"datetime {text!r}: an instant or an interval A/B (.. = open)")
+    ends = [None if p in ("", "..") else parse_rfc3339(p) for p in parts]
+    return (ends[0], ends[-1])
 
 
 def _summary(request: Request[Any, Any, Any], collection_id: str) -> Any:
@@ -33,11 +62,33 @@ class CollectionsController(Controller):
         "/",
         summary="List collections",
         sync_to_thread=True,
-        description=("Source collections that have chips indexed by the served model."),
+        description="Source collections that have chips indexed by the served model. "
+        "Collection search: `q` (comma-separated terms, any of them in the id or description), "
+        "`bbox` (minx,miny,maxx,maxy in lon/lat: the extent intersects it) and `datetime` "
+        "(instant or interval with open ends: the temporal extent overlaps it).",
     )
-    def list_collections(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    def list_collections(
+        self,
+        request: Request[Any, Any, Any],
+        q: Annotated[Q, query("q")] = None,
+        bbox: Annotated[Q, query("bbox")] = None,
+        datetime: Annotated[Q, query("datetime")] = None,
+    ) -> Response[Any]:
         base = base_url(request)
-        collections = [collection_document(base, s) for s in service(request).collections()]
+        unknown = sorted(set(request.query_params) - {"q", "bbox", "datetime"})
+        if unknown:
+            raise InvalidParameter(
+                f"{', '.join(unknown)}: not a parameter of /collections; it takes q, bbox, datetime"
+            )
+        terms = [t.strip() for t in (q or "").split(",") if t.strip()]
+        box = _bbox(bbox) if bbox is not None else None
+        interval = _interval(datetime) if datetime is not None else (None, None)
+        summaries = [
+            s
+            for s in service(request).collections()
+            if collection_matches(s, terms=terms, bbox=box, interval=interval)
+        ]
+        collections = [collection_document(base, s) for s in summaries]
         body = {
             "collections": collections,
             "links": [
@@ -102,7 +153,26 @@ class CollectionsController(Controller):
         result = service(request).search(search)
         if not result.rows:
             raise ItemNotFound(f"item {item_id!r}: not found in collection {collection_id!r}")
-        return Response(item_document(base_url(request), result.rows[0]), media_type=GEOJSON)
+        document = item_document(base_url(request), result.rows[0], hrefs=hrefs(request))
+        return Response(document, media_type=GEOJSON)
+
+    @get(
+        "/{collection_id:str}/scenes/{scene_id:str}",
+        summary="Get a scene",
+        sync_to_thread=True,
+        media_type=GEOJSON,
+        description="The source item a chip was cut from (its `derived_from`), as ingested: its "
+        "assets (local files through /files), and in `geomelt:read` which assets and bands were "
+        "read, on which grid, and why; 404 if unknown.",
+    )
+    def get_scene(
+        self, request: Request[Any, Any, Any], collection_id: str, scene_id: str
+    ) -> Response[Any]:
+        item = service(request).scene(collection_id, scene_id)
+        if item is None:
+            raise ItemNotFound(f"scene {scene_id!r}: not found in collection {collection_id!r}")
+        document = scene_document(base_url(request), collection_id, item, hrefs(request))
+        return Response(document, media_type=GEOJSON)
 
     @get(
         "/{collection_id:str}/items/{item_id:str}/thumbnail",

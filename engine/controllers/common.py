@@ -10,9 +10,9 @@ from litestar import Request, Response
 
 from ..params import SearchRequest
 from ..service import SearchResult, SearchService
-from ..stac import GEOJSON, apply_fields, item_document
+from ..stac import GEOJSON, Hrefs, apply_fields, item_document
 
-__all__ = ["base_url", "item_collection", "service"]
+__all__ = ["base_url", "hrefs", "item_collection", "service"]
 
 
 def service(request: Request[Any, Any, Any]) -> SearchService:
@@ -57,9 +57,10 @@ def item_collection(
     next_params: dict[str, str] | None = None,
 ) -> Response[Any]:
     base = base_url(request)
+    resolve = hrefs(request)
     features = []
     for position, row in enumerate(result.rows, start=result.rank_offset + 1):
-        item = item_document(base, row, rank=position if result.ranked else None)
+        item = item_document(base, row, rank=position if result.ranked else None, hrefs=resolve)
         features.append(apply_fields(item, search.fields_include, search.fields_exclude))
     href = self_href or f"{base}{request.url.path}" + (
         f"?{request.url.query}" if request.url.query else ""
@@ -101,7 +102,7 @@ def _next_link(
             "href": f"{base}/search",
             "type": GEOJSON,
             "method": "POST",
-            # Ranking parameters ride along so that a client without the modifier keeps them.
+            # The whole original body rides along: clients that ignore `merge` keep the query.
             "body": {**search.ranking_body, "token": token},
             "merge": True,
         }
@@ -118,3 +119,8 @@ def _next_link(
         "type": GEOJSON,
         "method": "GET",
     }
+
+
+def hrefs(request: Request[Any, Any, Any]) -> Hrefs:
+    """Asset hrefs of this request: local collections' files through this API's /files."""
+    return Hrefs(base_url(request), request.app.state.config.local_files)

@@ -6,7 +6,10 @@ import html
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import ServiceUnavailable
 from ..stac import CONFORMANCE, OPENAPI, landing_document, queryables_document
 from .common import base_url, service
 
@@ -61,6 +64,23 @@ class RootController(Controller):
         url = f"{base_url(request)}/queryables"
         document = queryables_document(url, "Queryables of all collections")
         return Response(document, media_type="application/schema+json")
+
+    @get(
+        "/health",
+        summary="Health",
+        sync_to_thread=True,
+        description="200 when the database answers a query (and the model is loaded); 503 with "
+        "the reason otherwise. For load balancers and orchestrators.",
+    )
+    def health(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        search = service(request)
+        try:
+            with search.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else repr(exc)
+            raise ServiceUnavailable(f"database: not answering ({reason})") from exc
+        return {"status": "ok", "database": "ok", "model": search.model_label}
 
     @get("/api", include_in_schema=False, media_type=OPENAPI)
     async def openapi(self, request: Request[Any, Any, Any]) -> Response[Any]:

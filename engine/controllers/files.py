@@ -1,0 +1,95 @@
+"""The files of collections ingested from a local folder, with HTTP Range (COG reads).
+
+Chip and scene items of such a collection point here (`/files/{collection}/{name}`), so their
+links stay valid after the ingest's temporary file server is gone and across restarts. Only the
+folders the entry point registered are served (`EngineConfig.local_files`), and only plain file
+names directly in them: never a path.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from litestar import Controller, Request, Response, get, head
+from litestar.response import File
+
+from ..errors import ApiError, ItemNotFound
+
+__all__ = ["FilesController"]
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+TIFF = "image/tiff; application=geotiff"
+# One range request at most this many bytes, so a request cannot hold the whole file in memory.
+MAX_RANGE_BYTES = 64 * 1024 * 1024
+
+
+class RangeNotSatisfiable(ApiError):
+    """The Range header asks for bytes beyond the end of the file."""
+
+    status_code = 416
+    code = "RangeNotSatisfiable"
+
+
+def _path(request: Request[Any, Any, Any], collection_id: str, name: str) -> Path:
+    folders = request.app.state.config.local_files
+    folder = folders.get(collection_id)
+    if folder is None or not _NAME.fullmatch(name):
+        raise ItemNotFound(f"file {collection_id}/{name}: no such file of a local collection")
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ItemNotFound(f"file {collection_id}/{name}: not found in the collection's folder")
+    return path
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single `bytes=` range, or None for the whole file."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "" and last_text == "":
+        return None
+    if first_text == "":
+        first, last = max(0, size - int(last_text)), size - 1
+    else:
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text else size - 1
+    if first >= size or first > last:
+        raise RangeNotSatisfiable(f"Range {header}: the file has {size} bytes")
+    return first, min(last, first + MAX_RANGE_BYTES - 1)
+
+
+class FilesController(Controller):
+    path = "/files"
+    tags = ("Files",)
+
+    @get(
+        "/{collection_id:str}/{name:str}",
+        summary="A file of a local collection",
+        sync_to_thread=True,
+        description="The GeoTIFF/COG an asset of a locally ingested collection points to; "
+        "single byte ranges (`Range: bytes=a-b`) answer 206, as COG readers need.",
+    )
+    def read(self, request: Request[Any, Any, Any], collection_id: str, name: str) -> Response[Any]:
+        path = _path(request, collection_id, name)
+        size = path.stat().st_size
+        span = _range(request.headers.get("range"), size)
+        if span is None:
+            return File(path, filename=name, content_disposition_type="inline", media_type=TIFF)
+        first, last = span
+        with path.open("rb") as handle:
+            handle.seek(first)
+            content = handle.read(last - first + 1)
+        headers = {"Content-Range": f"bytes {first}-{last}/{size}", "Accept-Ranges": "bytes"}
+        return Response(content, status_code=206, media_type=TIFF, headers=headers)
+
+    @head("/{collection_id:str}/{name:str}", include_in_schema=False, sync_to_thread=True)
+    def size(
+        self, request: Request[Any, Any, Any], collection_id: str, name: str
+    ) -> Response[None]:
+        path = _path(request, collection_id, name)
+        headers = {"Content-Length": str(path.stat().st_size), "Accept-Ranges": "bytes"}
+        return Response(b"", media_type=TIFF, headers=headers)
