@@ -26,8 +26,8 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def _open(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    """A page at url whose /search requests are recorded; waits for the first results."""
+def _open(browser: Browser, url: str) -> tuple[Page, list[str], list[str]]:
+    """A page at url, its /search requests and its script errors; waits for the first results."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     searches: list[str] = []
 
@@ -36,10 +36,12 @@ def _open(browser: Browser, url: str) -> tuple[Page, list[str]]:
             searches.append(request.url)
 
     page.on("request", record)
+    errors: list[str] = []  # script errors: each test asserts there were none
+    page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(url)
     expect(page.locator("#results .result").first).to_be_visible(timeout=30_000)
     _wait_for_search(page)
-    return page, searches
+    return page, searches, errors
 
 
 def _wait_for_search(page: Page) -> None:
@@ -62,7 +64,8 @@ def test_context_layer_under_chips_and_tiles(
     browser: Browser, live_server: str, tmp_path: Path
 ) -> None:
     tiles = f"{live_server}/tiles-for-test/{{z}}/{{x}}/{{y}}.png"
-    page, _ = _open(browser, f"{live_server}/app?" + urllib.parse.urlencode({"tiles": tiles}))
+    url = f"{live_server}/app?" + urllib.parse.urlencode({"tiles": tiles})
+    page, _, errors = _open(browser, url)
     context_paths = page.locator(".leaflet-context-pane path")
     expect(context_paths.first).to_be_attached(timeout=30_000)
     # Country outlines of the world: a few hundred polygons, not a placeholder.
@@ -78,10 +81,11 @@ def test_context_layer_under_chips_and_tiles(
     assert panes["context"] < panes["tile"] < panes["overlay"], panes
     page.screenshot(path=str(tmp_path / "context-world.png"))
     page.close()
+    assert errors == []
 
 
 def test_context_detail_when_zoomed_in(browser: Browser, live_server: str, tmp_path: Path) -> None:
-    page, _ = _open(browser, f"{live_server}/app")
+    page, _, errors = _open(browser, f"{live_server}/app")
     expect(page.locator(".leaflet-context-pane path").first).to_be_attached(timeout=30_000)
     with page.expect_response(
         lambda r: "context.geojson?bbox=" in r.url and r.status == 200, timeout=30_000
@@ -94,6 +98,7 @@ def test_context_detail_when_zoomed_in(browser: Browser, live_server: str, tmp_p
     assert page.locator(".leaflet-context-pane path").count() >= 1
     page.screenshot(path=str(tmp_path / "context-zoomed.png"))
     page.close()
+    assert errors == []
 
 
 def test_context_endpoint_and_bad_bbox(live_server: str) -> None:
@@ -133,7 +138,7 @@ def test_context_endpoint_and_bad_bbox(live_server: str) -> None:
 def test_clusters_spread_so_every_rank_is_reachable(
     browser: Browser, live_server: str, tmp_path: Path
 ) -> None:
-    page, _ = _open(browser, f"{live_server}/app")
+    page, _, errors = _open(browser, f"{live_server}/app")
     results = page.locator("#results .result").count()
     clusters = page.locator(".leaflet-marker-pane .cluster-pin")
     # At the first view (the whole data extent) chips of one site overlap: clusters, not pins.
@@ -173,10 +178,11 @@ def test_clusters_spread_so_every_rank_is_reachable(
     expect(page.locator(".leaflet-overlay-pane .spider-leg")).to_have_count(0)
     assert page.locator(".leaflet-marker-pane .cluster-pin").count() == clusters.count()
     page.close()
+    assert errors == []
 
 
 def test_more_like_this_searches_beyond_the_view(browser: Browser, live_server: str) -> None:
-    page, searches = _open(browser, f"{live_server}/app")
+    page, searches, errors = _open(browser, f"{live_server}/app")
     # Zoomed to one chip, the view holds only that site.
     page.locator(".result .caption").first.click()
     page.wait_for_timeout(1200)
@@ -204,12 +210,13 @@ def test_more_like_this_searches_beyond_the_view(browser: Browser, live_server: 
     ids = page.locator("#results .result").evaluate_all("c => c.map(e => e.dataset.id)")
     assert set(ids) <= in_view
     page.close()
+    assert errors == []
 
 
 def test_search_this_area_only_after_the_map_moved(
     browser: Browser, live_server: str, tmp_path: Path
 ) -> None:
-    page, searches = _open(browser, f"{live_server}/app")
+    page, searches, errors = _open(browser, f"{live_server}/app")
     page.wait_for_timeout(1500)  # any late moveend of the first view has fired
     expect(page.locator("#search-here")).to_be_hidden()
     first = _query(searches[-1])["bbox"][0]
@@ -228,3 +235,4 @@ def test_search_this_area_only_after_the_map_moved(
     expect(page.locator("#search-here")).to_be_hidden()
     assert _query(searches[-1])["bbox"][0] != first
     page.close()
+    assert errors == []
