@@ -85,6 +85,9 @@ def train_heads(
     *, steps: int, cosine: bool,
 ) -> FusionHeads:  # fmt: skip
     torch.manual_seed(seed)
+    # Small matmuls: one thread is faster than several fighting over a shared CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     first, rows = [], 0
     for r in records:
         first.append((rows, len(r.captions)))
@@ -109,6 +112,7 @@ def train_heads(
         optimizer.step()
         if schedule is not None:
             schedule.step()
+    torch.set_num_threads(threads)
     return heads.eval()
 
 
