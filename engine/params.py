@@ -36,7 +36,7 @@ from .limits import (
     json_text_depth,
 )
 
-__all__ = ["SearchRequest", "parse_get", "parse_post", "parse_rfc3339"]
+__all__ = ["GET_PARAMETERS", "SearchRequest", "parse_get", "parse_post", "parse_rfc3339"]
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 MAX_INTERSECTS_BYTES = 200_000
@@ -79,11 +79,34 @@ class SearchRequest:
         return data
 
 
+# The query parameters of GET /search and GET /collections/{id}/items: parse_get reads these and
+# no others, and the OpenAPI document lists exactly these (controllers/docs.py).
+GET_PARAMETERS = (
+    "collections",
+    "ids",
+    "bbox",
+    "intersects",
+    "datetime",
+    "limit",
+    "sortby",
+    "fields",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "q",
+    "similar_to",
+    "negative",
+    "image_ref",
+    "token",
+)
+
+
 def parse_get(
     params: Mapping[str, str], config: EngineConfig, *, collection: str | None = None
 ) -> SearchRequest:
     """A request from a query string (`/search` or `/collections/{id}/items`)."""
     check_strings(params.items())
+    params = {name: params[name] for name in GET_PARAMETERS if name in params}
     raw: dict[str, Any] = {}
     for name in ("collections", "ids", "similar_to", "negative"):
         if params.get(name):

@@ -122,18 +122,9 @@ class CollectionsController(Controller):
         self,
         request: Request[Any, Any, Any],
         collection_id: str,
-        bbox: Annotated[Q, query("bbox")] = None,
-        datetime: Annotated[Q, query("datetime")] = None,
-        limit: Annotated[Q, query("limit")] = None,
-        sortby: Annotated[Q, query("sortby")] = None,
-        fields: Annotated[Q, query("fields")] = None,
-        filter_: Annotated[Q, query("filter")] = None,
-        filter_lang: Annotated[Q, query("filter-lang")] = None,
-        q: Annotated[Q, query("q")] = None,
-        similar_to: Annotated[Q, query("similar_to")] = None,
-        token: Annotated[Q, query("token")] = None,
     ) -> Response[Any]:
         _summary(request, collection_id)
+        # The query parameters are parse_get's (params.GET_PARAMETERS; docs.py documents them).
         params = dict(request.query_params)
         search = parse_get(params, request.app.state.config, collection=collection_id)
         result = service(request).search(search)

@@ -1,10 +1,13 @@
-"""OpenAPI descriptions and examples of the search parameters (documentation only; the
-values are parsed and validated by engine.params so that errors name the parameter)."""
+"""The OpenAPI document's descriptions, examples, parameters and responses.
+
+The GET search operations list the query parameters of engine.params.GET_PARAMETERS, the table
+parse_get reads, so the document cannot drift from what the handlers accept."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi.spec import (
     Example,
     OpenAPI,
@@ -18,10 +21,11 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import Parameter
 
 from ..limits import MAX_FILTER_BYTES, MAX_FILTER_DEPTH, MAX_FILTER_OPERATORS, MAX_JSON_DEPTH
-from ..params import MAX_Q_PHRASES
+from ..params import GET_PARAMETERS, MAX_Q_PHRASES
 
 __all__ = ["SEARCH_BODY_EXAMPLES", "SEARCH_DESCRIPTION", "document_responses", "query"]
 
@@ -77,6 +81,11 @@ _DESCRIPTIONS: dict[str, tuple[str, Any]] = {
         "\"eo:cloud_cover\" < 20 AND caption LIKE '%river%'",
     ),
     "filter-lang": ("cql2-text (default for GET) or cql2-json.", "cql2-text"),
+    "query": (
+        "Query extension: URL-encoded JSON object, property -> {operator: value} (eq, neq, lt, "
+        "lte, gt, gte, startsWith, endsWith, contains, in); AND-ed with filter.",
+        None,
+    ),
     "filter-crs": (
         "Only http://www.opengis.net/def/crs/OGC/1.3/CRS84.",
         "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
@@ -162,11 +171,20 @@ _MEDIA_TYPES: dict[tuple[str, str], dict[str, dict[str, Schema]]] = {
     ("/files/{collection_id}/{name}", "get"): {"200": _TIFF, "206": _TIFF},
 }
 _EXTRA_ERRORS = {("/files/{collection_id}/{name}", "get"): (416,)}
+# Operations whose query parameters are parse_get's (the handlers read the query string whole).
+_SEARCH_QUERIES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("/search", "get"): GET_PARAMETERS,
+    # The path names the collection.
+    ("/collections/{collection_id}/items", "get"): tuple(
+        name for name in GET_PARAMETERS if name != "collections"
+    ),
+}
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
 def document_responses(openapi: OpenAPI, *, reads_require_key: bool) -> None:
-    """Make the generated OpenAPI document tell the truth about responses (in place).
+    """Make the generated OpenAPI document tell the truth about responses (in place), and
+    list the query parameters of the GET searches from engine.params.GET_PARAMETERS.
 
     Litestar documents its own error body (`status_code`, `detail`) and only the statuses it
     can infer; every operation here answers errors as engine.errors does, with these statuses:
@@ -191,6 +209,11 @@ def document_responses(openapi: OpenAPI, *, reads_require_key: bool) -> None:
 def _document_operation(
     path: str, method: str, operation: Operation, *, reads_require_key: bool
 ) -> None:
+    if (path, method) in _SEARCH_QUERIES:
+        operation.parameters = [
+            *(operation.parameters or ()),
+            *(_query_parameter(name) for name in _SEARCH_QUERIES[path, method]),
+        ]
     responses = {k: v for k, v in (operation.responses or {}).items() if k[0] not in "45"}
     statuses = {400, 500, 503, *_EXTRA_ERRORS.get((path, method), ())}
     if "{" in path:
@@ -220,3 +243,15 @@ def _document_operation(
             },
         )
     operation.responses = responses
+
+
+def _query_parameter(name: str) -> OpenAPIParameter:
+    description, example = _DESCRIPTIONS[name]
+    return OpenAPIParameter(
+        name=name,
+        param_in=ParamType.QUERY,
+        required=False,
+        description=description,
+        schema=Schema(type=OpenAPIType.STRING),
+        examples={name: Example(summary=name, value=example)} if example is not None else None,
+    )

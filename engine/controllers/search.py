@@ -13,11 +13,9 @@ from ..errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
 from ..params import parse_get, parse_post
 from ..stac import GEOJSON
 from .common import item_collection, service
-from .docs import SEARCH_BODY_EXAMPLES, SEARCH_DESCRIPTION, query
+from .docs import SEARCH_BODY_EXAMPLES, SEARCH_DESCRIPTION
 
 __all__ = ["SearchController"]
-
-Q = str | None
 
 
 class SearchController(Controller):
@@ -31,26 +29,8 @@ class SearchController(Controller):
         sync_to_thread=True,
         media_type=GEOJSON,
     )
-    def search_get(
-        self,
-        request: Request[Any, Any, Any],
-        collections: Annotated[Q, query("collections")] = None,
-        ids: Annotated[Q, query("ids")] = None,
-        bbox: Annotated[Q, query("bbox")] = None,
-        intersects: Annotated[Q, query("intersects")] = None,
-        datetime: Annotated[Q, query("datetime")] = None,
-        limit: Annotated[Q, query("limit")] = None,
-        sortby: Annotated[Q, query("sortby")] = None,
-        fields: Annotated[Q, query("fields")] = None,
-        filter_: Annotated[Q, query("filter")] = None,
-        filter_lang: Annotated[Q, query("filter-lang")] = None,
-        filter_crs: Annotated[Q, query("filter-crs")] = None,
-        q: Annotated[Q, query("q")] = None,
-        similar_to: Annotated[Q, query("similar_to")] = None,
-        negative: Annotated[Q, query("negative")] = None,
-        image_ref: Annotated[Q, query("image_ref")] = None,
-        token: Annotated[Q, query("token")] = None,
-    ) -> Response[Any]:
+    def search_get(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        # The query parameters are parse_get's (params.GET_PARAMETERS; docs.py documents them).
         config = request.app.state.config
         search = parse_get(dict(request.query_params), config)
         result = service(request).search(search)

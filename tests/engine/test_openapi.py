@@ -76,3 +76,24 @@ def test_options_lists_every_method_of_the_path(client: TestClient[Any]) -> None
     """Litestar's own answer listed the methods of the first registered route only."""
     assert client.options("/search").headers["allow"] == "GET, OPTIONS, POST"
     assert client.options("/collections/x/items").headers["allow"] == "GET, OPTIONS"
+
+
+def test_get_parameters_are_the_ones_parse_get_reads(client: TestClient[Any]) -> None:
+    """One table (engine.params.GET_PARAMETERS) feeds the parser and the document."""
+    from geomelt.engine.params import GET_PARAMETERS
+
+    paths = _document(client)["paths"]
+
+    def names(path: str) -> list[str]:
+        return [p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"]
+
+    assert names("/search") == list(GET_PARAMETERS)
+    assert names("/collections/{collection_id}/items") == [
+        name for name in GET_PARAMETERS if name != "collections"
+    ]
+    # Every documented parameter is read: a bad value of each is refused, naming it.
+    bad = {"bbox": "1,2", "intersects": "{", "datetime": "yesterday", "limit": "0", "q": " "}
+    for name, value in bad.items():
+        response = client.get("/search", params={name: value})
+        assert response.status_code == 400, (name, response.text)
+        assert response.json()["description"].startswith(name), response.text
