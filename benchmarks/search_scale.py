@@ -46,6 +46,7 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, text
 
 from geomelt.db import EmbeddedPostgres, unit_of_work, upgrade
+from geomelt.db.maintenance import order_chips_spatially
 from geomelt.db.models import Model, Scene, Source
 from geomelt.db.queries import register_model
 from geomelt.db.queries.models import HNSW_EF_CONSTRUCTION, HNSW_M, hnsw_index_name
@@ -451,6 +452,7 @@ def run_queries(
     exact_threshold: int,
     seed: int,
     selectivities: Sequence[float | str] = SELECTIVITIES,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of the results table, and per-query samples of exact cost vs candidates."""
     rng = np.random.default_rng(seed + 1)
@@ -504,7 +506,7 @@ def run_queries(
                         matched = count_matches(connection, where_clauses(filters))
                     cases.append((filters, vector, matched))
                 truths: list[list[int]] = []
-                for strategy in STRATEGIES:
+                for strategy in strategies:
                     latencies, recalls, chosen = [], [], {}
                     for i, (filters, vector, matched) in enumerate(cases):
                         started = time.perf_counter()
@@ -716,7 +718,21 @@ def main(argv: list[str] | None = None) -> None:
         default=",".join(map(str, SELECTIVITIES)),
         help="comma list of the cells to run, e.g. 1.0,0.1",
     )
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="comma list of strategies to run (exact, the truth of recall, always runs)",
+    )
+    parser.add_argument(
+        "--spatial-order",
+        choices=("arrival", "clustered", "both"),
+        default="arrival",
+        help="measure chips as loaded (acquisition order), after CLUSTER on the bbox GiST "
+        "index (migration 0006, db.maintenance.order_chips_spatially), or both in turn",
+    )
     args = parser.parse_args(argv)
+    named = args.strategies.split(",")
+    strategies = ["exact", *(s for s in STRATEGIES if s != "exact" and s in named)]
     wanted = [s for s in SELECTIVITIES if str(s) in args.selectivities.split(",")]
     unknown = set(args.selectivities.split(",")) - {str(s) for s in SELECTIVITIES}
     if unknown:
@@ -740,9 +756,30 @@ def main(argv: list[str] | None = None) -> None:
             f"{'strategy':<20} {'select':>6} {'filter':<8} {'mode':<4} {'candidates':>10} "
             f"{'recall':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}  ran"
         )
-        results, samples = run_queries(
-            engine, archive, model_id, dim, args.queries, args.exact_threshold, args.seed, wanted
-        )
+        orders: dict[str, list[dict[str, Any]]] = {}
+        results: list[dict[str, Any]] = []
+        samples: list[dict[str, Any]] = []
+        for order in ("arrival", "clustered"):
+            if args.spatial_order not in (order, "both"):
+                continue
+            if order == "clustered":
+                started = time.perf_counter()
+                order_chips_spatially(engine)
+                timings["cluster_seconds"] = time.perf_counter() - started
+                print(f"clustered in {timings['cluster_seconds']:.0f} s; {prewarm(engine)}")
+            print(f"-- chips in {order} order", flush=True)
+            results, samples = run_queries(
+                engine,
+                archive,
+                model_id,
+                dim,
+                args.queries,
+                args.exact_threshold,
+                args.seed,
+                wanted,
+                strategies,
+            )
+            orders[order] = results
         threshold = measure_threshold(results, samples)
         print(f"threshold: {threshold}", flush=True)
         storage = sizes(engine, model_id)
@@ -759,6 +796,7 @@ def main(argv: list[str] | None = None) -> None:
         "build_seconds": round(timings["build_seconds"], 2),
         "timings": {k: round(v, 2) for k, v in timings.items()},
         "results": results,
+        "results_by_order": orders,
         "threshold": threshold,
         "sizes": storage,
         "vector_vs_halfvec": comparison,

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -207,6 +208,8 @@ class Chip(Base):
         Index(None, "caption_tsv", postgresql_using="gin"),
         # Change search and cell timelines: the chips of a cell in date order.
         Index(None, "model_id", "cell_id", "datetime"),
+        # The heap is clustered on it (migration 0006): chips of one area share pages.
+        Index("ix_chips_spatial_order", "model_id", text("chip_spatial_key(bbox)")),
         CheckConstraint("valid_fraction BETWEEN 0 AND 1", name="valid_fraction_range"),
     )
 

@@ -36,6 +36,20 @@ def _chip_columns(url: str) -> set[str]:
         engine.dispose()
 
 
+def _clustered_index(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(
+                text(
+                    "SELECT indexrelid::regclass::text FROM pg_index "
+                    "WHERE indrelid = 'chips'::regclass AND indisclustered"
+                )
+            ).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_from_empty_creates_schema_without_drift(empty_database_url: str) -> None:
     upgrade(empty_database_url)
 
@@ -50,6 +64,9 @@ def test_upgrade_from_empty_creates_schema_without_drift(empty_database_url: str
 
 def test_downgrade_then_upgrade_round_trips(empty_database_url: str) -> None:
     upgrade(empty_database_url)
+    assert _clustered_index(empty_database_url) == "ix_chips_spatial_order"
+    downgrade(empty_database_url, "-1")
+    assert _clustered_index(empty_database_url) is None
     downgrade(empty_database_url, "-1")
     assert "cell_id" not in _chip_columns(empty_database_url)
     assert current_revision(empty_database_url) != head_revision()
