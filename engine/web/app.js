@@ -361,9 +361,18 @@
     card.addEventListener("mouseleave", () => highlight(feature.id, false));
     list.append(card);
 
-    const after = properties.after || {};
+    // The map shows the after chip; pointing at the before one shows it in its place, so the
+    // two dates can be compared on the ground.
+    const before = properties.before || {}, after = properties.after || {};
     if (after.thumbnail) {
-      L.imageOverlay(after.thumbnail, bounds, { opacity: 0.92, interactive: false }).addTo(thumbLayer);
+      const overlay = L.imageOverlay(after.thumbnail, bounds, { opacity: 0.92, interactive: false })
+        .addTo(thumbLayer);
+      const beforeFigure = pair.querySelector(".chip.before");
+      if (before.thumbnail) {
+        beforeFigure.title = "Shown on the map while the pointer is here";
+        beforeFigure.addEventListener("mouseenter", () => overlay.setUrl(before.thumbnail));
+        beforeFigure.addEventListener("mouseleave", () => overlay.setUrl(after.thumbnail));
+      }
     }
     const footprint = L.geoJSON(feature.geometry, {
       style: { color: "#1f6feb", weight: 1.5, fillOpacity: 0.02 },

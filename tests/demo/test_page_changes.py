@@ -134,6 +134,16 @@ def test_changes_mode_pairs_phrase_and_timeline(
     assert page.locator(".leaflet-image-layer").count() == cards.count()
     page.screenshot(path=str(tmp_path / "changes.png"))
 
+    # The map shows the after chip; pointing at the before thumbnail puts it in its place.
+    first = api["features"][0]["properties"]
+    overlay = page.locator(".leaflet-image-layer").first
+    expect(overlay).to_have_attribute("src", first["after"]["thumbnail"])
+    cards.first.locator(".chip.before img").hover()
+    expect(overlay).to_have_attribute("src", first["before"]["thumbnail"])
+    page.screenshot(path=str(tmp_path / "changes-before-on-map.png"))
+    cards.first.locator(".chip.after img").hover()
+    expect(overlay).to_have_attribute("src", first["after"]["thumbnail"])
+
     # A cell's timeline: every acquisition (2012, 2016, 2020) in date order, with captions.
     cell = cards.first.get_attribute("data-id")
     cards.first.get_by_role("button", name="Timeline").click()
