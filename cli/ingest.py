@@ -33,6 +33,7 @@ def ingest_command(
     batch_size: int,
     beams: int,
     caption_max_len: int,
+    min_valid_fraction: float,
     **options: Any,
 ) -> None:
     """Ingest a STAC collection once, synchronously (for scripts and the demo)."""
@@ -47,7 +48,10 @@ def ingest_command(
                 engine,
                 model,
                 ChipSettings(
-                    batch_size=batch_size, caption_beams=beams, caption_max_len=caption_max_len
+                    batch_size=batch_size,
+                    caption_beams=beams,
+                    caption_max_len=caption_max_len,
+                    min_valid_fraction=min_valid_fraction,
                 ),
             )
             bar: Any = None

@@ -46,6 +46,13 @@ def model_options(command: Any) -> Any:
         click.option(
             "--caption-max-len", type=int, default=32, show_default=True, help="Caption tokens."
         ),
+        click.option(
+            "--min-valid-fraction",
+            type=click.FloatRange(0.0, 1.0),
+            default=0.5,
+            show_default=True,
+            help="Drop ground-grid cells with less valid (in-scene, non-nodata) area than this.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -102,12 +109,16 @@ def worker_command(
     batch_size: int,
     beams: int,
     caption_max_len: int,
+    min_valid_fraction: float,
 ) -> None:
     """Run ingestion workers on the job queue (as many, on as many machines, as you like)."""
     with cli_errors(), open_database(Settings.from_env()) as url:
         engine = create_db_engine(url, pool_size=max(2, concurrency + 1))
         settings = ChipSettings(
-            batch_size=batch_size, caption_beams=beams, caption_max_len=caption_max_len
+            batch_size=batch_size,
+            caption_beams=beams,
+            caption_max_len=caption_max_len,
+            min_valid_fraction=min_valid_fraction,
         )
         # Fail fast (bad device, unknown model) before taking any job.
         serves_ingest = INGEST_QUEUE in queues.split(",")
