@@ -113,8 +113,8 @@ QUERYABLES: dict[str, Queryable] = {
     "updated": Queryable(Scene.updated_at, "datetime", "When the source item last changed"),
     "caption": Queryable(Chip.caption, "string", "Generated caption of the chip"),
     "scene_id": Queryable(Scene.item_id, "string", "Source item id"),
-    "grid:row": Queryable(Chip.row, "integer", "Chip row in the source item's grid"),
-    "grid:col": Queryable(Chip.col, "integer", "Chip column in the source item's grid"),
+    "grid:row": Queryable(Chip.row, "integer", "Row of the chip's ground-grid cell"),
+    "grid:col": Queryable(Chip.col, "integer", "Column of the chip's ground-grid cell"),
     "valid_fraction": Queryable(Chip.valid_fraction, "number", "Fraction of valid pixels"),
     "mean_brightness": Queryable(Chip.mean_brightness, "number", "Mean brightness (0-255)"),
     "eo:cloud_cover": Queryable(
