@@ -13,6 +13,7 @@ from geomelt.db import create_db_engine, unit_of_work
 from geomelt.db.queries.admin import list_api_keys, revoke_api_key
 from geomelt.db.replicas import check_read_url
 from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
+from geomelt.workers.local import local_collections
 
 from .database import open_database
 from .errors import cli_errors
@@ -37,6 +38,8 @@ def _build(settings: Settings, database_url: str, secret: str) -> Litestar:
         allow_private_sources=settings.allow_private_sources,
         read_urls=settings.database_read_urls,
         max_replica_lag_s=settings.max_replica_lag_s,
+        # Folders `geomelt demo` ingested: their items' assets are served by this API.
+        local_files=local_collections(settings.data_dir / "demo"),
     )
     app = create_app(AppDeps(config=config, load_model=lambda: load(settings.api_model)))
     return app

@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from litestar import Litestar
+from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 
 from geomelt.db import create_db_engine
@@ -18,6 +19,7 @@ from .config import AppDeps
 from .controllers import (
     AdminController,
     CollectionsController,
+    FilesController,
     RootController,
     SearchController,
     SourcesController,
@@ -53,6 +55,7 @@ def create_app(deps: AppDeps) -> Litestar:
         route_handlers=[
             RootController,
             CollectionsController,
+            FilesController,
             SearchController,
             ChangesController,
             CellsController,
@@ -63,6 +66,11 @@ def create_app(deps: AppDeps) -> Litestar:
         ],
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
+        # gzip when the client sends Accept-Encoding: gzip (item pages are repetitive JSON);
+        # not files: byte ranges of a compressed body would not be the ranges asked for.
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=1000, exclude=FilesController.path
+        ),
         before_request=check_request,
         guards=read_guard,
         state=_state(config),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Any
 
 from geomelt.db.queries.search import EXACT_THRESHOLD
@@ -46,6 +47,9 @@ class EngineConfig:
     # max_replica_lag_s is skipped until it catches up.
     read_urls: tuple[str, ...] = ()
     max_replica_lag_s: float = 5.0
+    # Collections ingested from a local folder -> the folder their assets' files are served
+    # from (/files/{collection}/{name}); built by the CLI from the demo's work folders.
+    local_files: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

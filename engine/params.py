@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import cql2
@@ -35,6 +35,7 @@ from .limits import (
     check_strings,
     json_text_depth,
 )
+from .query_ext import query_to_cql2
 
 __all__ = ["GET_PARAMETERS", "SearchRequest", "parse_get", "parse_post", "parse_rfc3339"]
 
@@ -64,7 +65,7 @@ class SearchRequest:
     negative: tuple[str, ...] = ()
     image_ref: str | None = None
     token: str | None = None
-    # Ranking parameters as the client sent them, to repeat in POST next links.
+    # The POST body as the client sent it (less the token), repeated in POST next links.
     ranking_body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +102,30 @@ GET_PARAMETERS = (
 )
 
 
+# Every key a POST /search body may have; any other is refused, never silently dropped.
+POST_PARAMETERS = frozenset(
+    (
+        "bbox",
+        "collections",
+        "datetime",
+        "fields",
+        "filter",
+        "filter-crs",
+        "filter-lang",
+        "ids",
+        "image_ref",
+        "intersects",
+        "limit",
+        "negative",
+        "q",
+        "query",
+        "similar_to",
+        "sortby",
+        "token",
+    )
+)
+
+
 def parse_get(
     params: Mapping[str, str], config: EngineConfig, *, collection: str | None = None
 ) -> SearchRequest:
@@ -125,9 +150,21 @@ def parse_get(
     if params.get("filter"):
         lang = params.get("filter-lang", "cql2-text")
         raw["filter"] = _filter_get(params["filter"], lang)
+    if "query" in params:
+        _add_query(raw, _json_param("query", params["query"]))
     if collection is not None:
         raw["collections"] = [collection]
     return _build(raw, config, get=True)
+
+
+def _add_query(raw: dict[str, Any], query: Any) -> None:
+    """The Query extension's `query`, AND-ed into `filter` (validated as CQL2 JSON)."""
+    clauses = query_to_cql2(query)
+    if clauses is None:
+        return
+    if raw.get("filter") is not None:
+        clauses = {"op": "and", "args": [raw["filter"], clauses]}
+    raw["filter"] = _normalise_cql2(clauses, "cql2-json")
 
 
 def parse_post(body: Any, config: EngineConfig) -> SearchRequest:
@@ -135,17 +172,27 @@ def parse_post(body: Any, config: EngineConfig) -> SearchRequest:
     if not isinstance(body, dict):
         raise InvalidParameter("body: expected a JSON object of search parameters")
     raw = dict(body)
+    unknown = sorted(set(raw) - POST_PARAMETERS)
+    if unknown:
+        raise InvalidParameter(
+            f"{', '.join(unknown)}: not a search parameter of this API; it takes "
+            f"{', '.join(sorted(POST_PARAMETERS))}"
+        )
     if "sortby" in raw:
         raw["sortby"] = _sort_post(raw["sortby"])
     if "fields" in raw:
         raw["fields"] = _fields_post(raw["fields"])
     if raw.get("filter") is not None:
         raw["filter"] = _filter_post(raw["filter"], raw.get("filter-lang"))
+    _add_query(raw, raw.pop("query", None))
     if "intersects" in raw and raw["intersects"] is not None:
         size = len(json.dumps(raw["intersects"]))
         if size > MAX_INTERSECTS_BYTES:
             raise PayloadTooLarge(f"intersects: {size} bytes, more than {MAX_INTERSECTS_BYTES}")
-    return _build(raw, config, get=False)
+    search = _build(raw, config, get=False)
+    # POST next links repeat the whole body: clients that ignore `merge` (rustac) send only the
+    # link's body, and the token belongs to exactly this query.
+    return replace(search, ranking_body={k: v for k, v in body.items() if k != "token"})
 
 
 def _build(raw: dict[str, Any], config: EngineConfig, *, get: bool) -> SearchRequest:

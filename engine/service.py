@@ -10,13 +10,14 @@ import io
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from geomelt.db import unit_of_work
+from geomelt.db.models import Scene
 from geomelt.db.queries.search import (
     Ranked,
     SortKey,
@@ -112,6 +113,17 @@ class SearchService:
                 return []
             return collection_summaries(connection, model_id=model_id, collection=collection)
 
+    def scene(self, collection: str, item_id: str) -> dict[str, Any] | None:
+        """The stored source item of a scene (the first source's, if several hold it)."""
+        with unit_of_work(self.engine) as connection:
+            item = connection.execute(
+                select(Scene.item)
+                .where(Scene.collection == collection, Scene.item_id == item_id)
+                .order_by(Scene.id)
+                .limit(1)
+            ).scalar_one_or_none()
+        return cast(dict[str, Any] | None, item)
+
     def thumbnail(self, collection: str, item_id: str) -> tuple[bytes, str] | None:
         with unit_of_work(self.engine) as connection:
             model_id = self.model_id(connection)
@@ -177,7 +189,6 @@ class SearchService:
         rows = list(connection.execute(statement))
         matched = len(ranked.chip_ids) if ranked else self._number_matched(connection, where)
         return rows, sort, matched, info, ranked
-
 
     def _number_matched(self, connection: Connection, where: list[Any]) -> int | None:
         if estimate_matches(connection, where) >= self.config.count_threshold:

@@ -139,7 +139,9 @@ def collection_matches(
         west, south, east, north = bbox
         if None in (summary.west, summary.south, summary.east, summary.north):
             return False
-        if summary.west > east or summary.east < west:
+        # west > east: the box crosses the antimeridian (two boxes, east and west of it).
+        spans = [(west, east)] if west <= east else [(west, 180.0), (-180.0, east)]
+        if not any(summary.west <= e and summary.east >= w for w, e in spans):
             return False
         if summary.south > north or summary.north < south:
             return False

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, MediaType, Request, Response, get
 
+from geomelt.db.parsing import InvalidValue, bbox_numbers, parse_bbox, parse_interval
+
 from ..errors import InvalidParameter, ItemNotFound
-from ..params import SearchRequest, parse_get, parse_rfc3339
+from ..params import SearchRequest, parse_get
 from ..stac import (
     GEOJSON,
     collection_document,
@@ -29,22 +30,16 @@ Q = str | None
 
 def _bbox(text: str) -> tuple[float, float, float, float]:
     try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4 or not all(math.isfinite(v) for v in values) or values[1] > values[3]:
-        raise InvalidParameter(
-            f"bbox {text!r}: expected minx,miny,maxx,maxy in lon/lat with miny <= maxy"
-        )
-    return values[0], values[1], values[2], values[3]
+        return parse_bbox(bbox_numbers(text), allow_elevation=False)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _interval(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    parts = text.split("/")
-    if len(parts) > 2:
-        raise InvalidParameter(f"datetime {text!r}: an instant or an interval A/B (.. = open)")
-    ends = [None if p in ("", "..") else parse_rfc3339(p) for p in parts]
-    return (ends[0], ends[-1])
+    try:
+        return parse_interval(text)
+    except InvalidValue as exc:
+        raise InvalidParameter(str(exc)) from exc
 
 
 def _summary(request: Request[Any, Any, Any], collection_id: str) -> Any:

@@ -227,6 +227,11 @@ def test_derived_from_and_assets_outlive_the_ingest(local_api: LocalApi) -> None
     assert scene["properties"]["geomelt:read"]["proj:code"] == "EPSG:32613"
     visual = scene["assets"]["visual"]["href"]
     assert visual.startswith(f"{local_api.url}/files/")
+    size = (local_api.folder / VISUAL_FILE).stat().st_size
+    head = httpx.head(visual)
+    assert (head.status_code, head.headers["content-length"]) == (200, str(size))
+    beyond = httpx.get(visual, headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416
     ranged = httpx.get(visual, headers={"Range": "bytes=0-3"})
     assert ranged.status_code == 206
     assert ranged.content in (b"II*\x00", b"MM\x00*")

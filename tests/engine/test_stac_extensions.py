@@ -95,7 +95,7 @@ def test_collection_search_by_q_bbox_and_datetime(client: TestClient[Any], seede
     assert ids(datetime="2024-01-01T00:00:00Z/..") == ["sentinel-2-l2a"]
     assert ids(datetime="../2023-12-31T23:59:59Z") == ["landsat-c2-l2"]
     for params, named in (
-        ({"bbox": "1,2,3"}, "bbox '1,2,3'"),
+        ({"bbox": "1,2,3"}, "bbox: expected 4 numbers"),
         ({"datetime": "yesterday"}, "datetime: 'yesterday'"),
         ({"qq": "x"}, "qq: not a parameter of /collections"),
     ):
