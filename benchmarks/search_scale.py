@@ -567,7 +567,8 @@ def measure_threshold(
         "exact_ms_per_1000_candidates": round(float(slope) * 1000, 3),
         "exact_fixed_ms": round(float(intercept), 2),
         "hnsw_iterative_broad_p95_ms": round(hnsw_p95, 2),
-        "crossover_candidates": int(max(crossover, 0)),
+        # None when hnsw_iterative was not run (--strategies).
+        "crossover_candidates": None if np.isnan(crossover) else int(max(crossover, 0)),
     }
 
 

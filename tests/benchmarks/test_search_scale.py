@@ -48,3 +48,37 @@ def test_search_scale_writes_a_result_per_strategy_and_selectivity(
         document["vector_vs_halfvec"]["halfvec"]["hnsw_bytes"]
         < (document["vector_vs_halfvec"]["vector"]["hnsw_bytes"])
     )
+
+
+@pytest.mark.slow  # about 30-45 s: builds 1,000 chips, then clusters them (HNSW rebuilt)
+def test_search_scale_measures_arrival_and_clustered_order(
+    database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "scale.json"
+    main(
+        [
+            "--chips",
+            "1000",
+            "--queries",
+            "2",
+            "--compare-sample",
+            "500",
+            "--strategies",
+            "planner",
+            "--spatial-order",
+            "both",
+            "--selectivities",
+            "1.0,0.1",
+            "--database-url",
+            database_url,
+            "--json",
+            str(out),
+        ]
+    )
+    document = json.loads(out.read_text())
+    orders = document["results_by_order"]
+    assert set(orders) == {"arrival", "clustered"}
+    for rows in orders.values():
+        assert {row["strategy"] for row in rows} == {"exact", "planner"}
+        assert all(row["recall_at_10"] == 1.0 for row in rows if row["strategy"] == "exact")
+    assert document["timings"]["cluster_seconds"] > 0
