@@ -18,21 +18,19 @@ from sqlalchemy import Connection, Engine, select
 
 from geomelt.db import unit_of_work
 from geomelt.db.models import Scene
-from geomelt.db.queries.search import (
-    Ranked,
-    SortKey,
+from geomelt.db.queries.lookups import (
     chip_embeddings,
     chip_thumbnail,
     collection_summaries,
+    find_model_id,
+    resolve_item_ids,
+)
+from geomelt.db.queries.pages import Ranked, SortKey, page_select, sort_key, sort_values
+from geomelt.db.queries.search import (
     count_matches,
     estimate_matches,
-    find_model_id,
     keyword_ranks,
-    page_select,
     planned_neighbours,
-    resolve_item_ids,
-    sort_key,
-    sort_values,
 )
 from geomelt.db.queries.where import Filters, where_clauses
 from geomelt.db.replicas import ReadRouter, ReadSource

@@ -1,14 +1,14 @@
-"""Search over chips: keyset pages, the exact/HNSW vector step, keyword ranks, the planner.
+"""Finding a ranked search's candidates: the vector step (estimate the filtered count, pick
+exact or HNSW, fetch the neighbours) and the keyword step (captions matching the phrases).
 
 Ranked search runs in steps inside one transaction (../shared/specs/STAC_API.md section 4.1):
 estimate the filtered count (EXPLAIN), pick exact or HNSW, fetch the vector neighbours (and the
 keyword matches), let the caller fuse them, then page over the fused list with
-`page_select(..., ranked=...)`. All user values are bound parameters.
+`pages.page_select(..., ranked=...)`. All user values are bound parameters.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from collections.abc import Sequence
@@ -18,59 +18,37 @@ from typing import Any
 import numpy as np
 from pgvector.sqlalchemy import HALFVEC
 from sqlalchemy import (
-    BigInteger,
     ClauseElement,
     ColumnElement,
     Connection,
     Executable,
-    Float,
     Select,
-    Text,
-    and_,
     bindparam,
     cast,
     func,
     literal,
-    literal_column,
-    or_,
     select,
     text,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from ..models import Chip, ChipCell, Model, Scene
+from ..models import Chip, ChipCell
 from ..parsing import geometry_positions
 from .cql2sql import split_spatial
-from .filters import (
-    QUERYABLES,
-    InvalidFilter,
-    SqlExpression,
-    item_id_expression,
-    parse_chip_item_id,
-)
-from .where import Filters, where_clauses
+from .where import Filters, chips_and_scenes, where_clauses
 
 __all__ = [
     "EXACT_THRESHOLD",
-    "Ranked",
-    "SortKey",
     "VectorPlan",
-    "chip_embeddings",
-    "chip_thumbnail",
-    "collection_summaries",
     "count_matches",
     "ef_search_floor",
     "estimate_candidates",
     "estimate_matches",
-    "find_model_id",
     "keyword_ranks",
     "model_chips",
-    "page_select",
     "plan_vector_search",
     "planned_neighbours",
-    "resolve_item_ids",
-    "sort_key",
     "total_chips",
     "vector_neighbours",
 ]
@@ -92,34 +70,6 @@ def ef_search_floor(chips: int) -> int:
     """The smallest ef_search the planner uses on an index over `chips` chips."""
     ef, at = EF_SEARCH_FLOOR_AT
     return min(EF_SEARCH_MAX, max(ef, round(ef * math.sqrt(max(chips, 1) / at))))
-
-
-# Sort sentinels for NULLs, so keyset comparisons never meet a NULL.
-_NULL_SENTINEL = {
-    "datetime": dt.datetime(1, 1, 1, tzinfo=dt.UTC),
-    "number": -1e308,
-    "integer": -(2**62),
-    "string": "",
-}
-
-
-@dataclass(frozen=True)
-class SortKey:
-    """One ORDER BY term: a queryable (or `search:score`) and a direction."""
-
-    field: str
-    descending: bool
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """A fused ranking to page over: chip ids with their scores, best first."""
-
-    chip_ids: Sequence[int]
-    scores: Sequence[float]
-    text_ranks: Sequence[float | None]
-    query_vector: np.ndarray[Any, Any]
-    dim: int
 
 
 @dataclass(frozen=True)
@@ -153,140 +103,6 @@ class VectorPlan:
         return described
 
 
-def sort_key(name: str, *, ranked: bool) -> SortKey:
-    """Validate a sort field (with or without `properties.`, `+`/`-` already removed)."""
-    field = name[len("properties.") :] if name.startswith("properties.") else name
-    if field == "search:score":
-        if not ranked:
-            raise InvalidFilter("sortby: 'search:score' needs a ranked search (q or similar_to)")
-        return SortKey(field, True)
-    queryable = QUERYABLES.get(field)
-    if queryable is None or not queryable.sortable:
-        sortable = sorted(k for k, v in QUERYABLES.items() if v.sortable)
-        raise InvalidFilter(f"sortby: cannot sort by {name!r}; sortable: {', '.join(sortable)}")
-    return SortKey(field, False)
-
-
-def _sort_expression(field: str, ranked_table: Any) -> tuple[ColumnElement[Any], str]:
-    if field == "search:score":
-        return ranked_table.c.score, "number"
-    queryable = QUERYABLES[field]
-    sentinel = _NULL_SENTINEL[queryable.kind]
-    return func.coalesce(queryable.expression, literal(sentinel)), queryable.kind
-
-
-def _base() -> Any:
-    return Chip.__table__.join(Scene.__table__, Scene.id == Chip.scene_id)
-
-
-def page_select(
-    where: Sequence[ColumnElement[bool]],
-    sort: Sequence[SortKey],
-    *,
-    after: Sequence[Any] | None,
-    limit: int,
-    ranked: Ranked | None = None,
-) -> Select[Any]:
-    """One page of items ordered by `sort` then id; `after` = the last row's sort values."""
-    columns: list[Any] = [
-        Chip.id.label("chip_id"),
-        item_id_expression().label("item_id"),
-        Scene.collection,
-        Scene.item_id.label("source_item_id"),
-        Scene.item.label("source_item"),
-        Chip.datetime,
-        Chip.geometry,
-        Chip.caption,
-        Chip.row,
-        Chip.col,
-        Chip.valid_fraction,
-        Chip.mean_brightness,
-        Chip.created_at,
-        Chip.thumbnail_media_type,
-        # The chip's pixel window on the scene's grid: its items' proj:shape and proj:transform.
-        Chip.window_x_px,
-        Chip.window_y_px,
-        Chip.window_width_px,
-        Chip.window_height_px,
-        Model.name.label("model_name"),
-        Model.version.label("model_version"),
-    ]
-    source = _base().join(Model.__table__, Model.id == Chip.model_id)
-    ranked_table = None
-    if ranked is not None:
-        ranked_table = _ranked_table(ranked)
-        source = source.join(ranked_table, ranked_table.c.chip_id == Chip.id)
-        query_vector = cast(
-            bindparam("query_vector", ranked.query_vector, HALFVEC()), HALFVEC(ranked.dim)
-        )
-        distance = cast(Chip.embedding, HALFVEC(ranked.dim)).cosine_distance(query_vector)
-        columns += [
-            ranked_table.c.score,
-            ranked_table.c.text_rank,
-            (1 - distance).label("vector_score"),
-        ]
-    keys: list[tuple[SqlExpression, str, bool]] = []
-    for key in sort:
-        expression, kind = _sort_expression(key.field, ranked_table)
-        keys.append((expression, kind, key.descending))
-    keys.append((item_id_expression(), "string", False))
-    keys.append((Chip.id, "integer", False))
-    columns += [expression.label(f"sort_{i}") for i, (expression, _, _) in enumerate(keys)]
-    statement = select(*columns).select_from(source).where(*where)
-    if after is not None:
-        statement = statement.where(_keyset(keys, after))
-    order = [expression.desc() if desc else expression.asc() for expression, _, desc in keys]
-    return statement.order_by(*order).limit(limit)
-
-
-def sort_values(row: Any, count: int) -> list[Any]:
-    """The JSON-safe sort values of a page row (for the next-page token)."""
-    values = []
-    for i in range(count + 2):
-        value = getattr(row, f"sort_{i}")
-        values.append(value.isoformat() if isinstance(value, dt.datetime) else value)
-    return values
-
-
-def _keyset(keys: Sequence[tuple[SqlExpression, str, bool]], after: Sequence[Any]) -> Any:
-    if len(after) != len(keys):
-        raise InvalidFilter("token: does not match this query's sort order")
-    bound = [_bind_sort_value(value, kind) for (_, kind, _), value in zip(keys, after, strict=True)]
-    alternatives = []
-    for i, (expression, _, descending) in enumerate(keys):
-        equal = [keys[j][0] == bound[j] for j in range(i)]
-        beyond = expression < bound[i] if descending else expression > bound[i]
-        alternatives.append(and_(*equal, beyond))
-    return or_(*alternatives)
-
-
-def _bind_sort_value(value: Any, kind: str) -> Any:
-    try:
-        if kind == "datetime":
-            return bindparam(None, dt.datetime.fromisoformat(str(value)), unique=True)
-        if kind in ("number", "integer"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(value)
-            return bindparam(
-                None, value, type_=Float if kind == "number" else BigInteger, unique=True
-            )
-        return bindparam(None, str(value), type_=Text, unique=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidFilter("token: malformed sort key") from exc
-
-
-def _ranked_table(ranked: Ranked) -> Any:
-    statement = text(
-        "SELECT * FROM unnest(CAST(:ranked_ids AS bigint[]), CAST(:ranked_scores AS float8[]), "
-        "CAST(:ranked_text AS float8[])) AS r(chip_id, score, text_rank)"
-    ).bindparams(
-        ranked_ids=list(ranked.chip_ids),
-        ranked_scores=list(ranked.scores),
-        ranked_text=list(ranked.text_ranks),
-    )
-    return statement.columns(chip_id=BigInteger, score=Float, text_rank=Float).subquery("ranked")
-
-
 class _Explain(Executable, ClauseElement):
     inherit_cache = False
 
@@ -301,7 +117,9 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
 
 def estimate_matches(connection: Connection, where: Sequence[ColumnElement[bool]]) -> int:
     """The planner's row estimate for the filters (planning only, about a millisecond)."""
-    plan = connection.execute(_Explain(select(literal(1)).select_from(_base()).where(*where)))
+    plan = connection.execute(
+        _Explain(select(literal(1)).select_from(chips_and_scenes()).where(*where))
+    )
     document = plan.scalar_one()
     if isinstance(document, str):
         document = json.loads(document)
@@ -310,7 +128,9 @@ def estimate_matches(connection: Connection, where: Sequence[ColumnElement[bool]
 
 def count_matches(connection: Connection, where: Sequence[ColumnElement[bool]]) -> int:
     return int(
-        connection.execute(select(func.count()).select_from(_base()).where(*where)).scalar_one()
+        connection.execute(
+            select(func.count()).select_from(chips_and_scenes()).where(*where)
+        ).scalar_one()
     )
 
 
@@ -479,7 +299,9 @@ def vector_neighbours(
     """
     vector = cast(bindparam("query_vector", query_vector, HALFVEC()), HALFVEC(dim))
     distance = cast(Chip.embedding, HALFVEC(dim)).cosine_distance(vector)
-    inner = select(Chip.id.label("chip_id"), distance.label("distance")).select_from(_base())
+    inner = select(Chip.id.label("chip_id"), distance.label("distance")).select_from(
+        chips_and_scenes()
+    )
     inner = inner.where(*where)
     if plan.strategy == "exact":
         statement = inner.order_by((distance + 0).asc(), Chip.id).limit(depth)
@@ -529,109 +351,9 @@ def keyword_ranks(
     rank = func.ts_rank_cd(Chip.caption_tsv, tsquery)
     statement = (
         select(Chip.id.label("chip_id"), rank.label("rank"))
-        .select_from(_base())
+        .select_from(chips_and_scenes())
         .where(*where, Chip.caption_tsv.op("@@")(tsquery))
         .order_by(rank.desc(), Chip.id)
         .limit(depth)
     )
     return [(int(r.chip_id), float(r.rank)) for r in connection.execute(statement)]
-
-
-def resolve_item_ids(
-    connection: Connection, item_ids: Sequence[str], *, model_id: int, parameter: str
-) -> dict[str, int]:
-    """Chip ids of STAC item ids (`id` or `collection/id`); an unknown id is an InvalidFilter."""
-    found: dict[str, int] = {}
-    for item_id in item_ids:
-        collection, _, bare = item_id.rpartition("/") if "/" in item_id else ("", "", item_id)
-        key = parse_chip_item_id(bare)
-        chip_id = None
-        if key is not None:
-            statement = (
-                select(Chip.id)
-                .select_from(_base())
-                .where(
-                    Chip.model_id == model_id,
-                    Scene.item_id == key[0],
-                    Chip.row == key[1],
-                    Chip.col == key[2],
-                )
-                .order_by(Chip.id)
-                .limit(1)
-            )
-            if collection:
-                statement = statement.where(Scene.collection == collection)
-            chip_id = connection.execute(statement).scalar()
-        if chip_id is None:
-            raise InvalidFilter(f"{parameter}: unknown item {item_id!r}")
-        found[item_id] = int(chip_id)
-    return found
-
-
-def chip_embeddings(connection: Connection, chip_ids: Sequence[int]) -> np.ndarray[Any, Any]:
-    """(N, D) float32 embeddings of the chips, in the given order."""
-    rows: dict[int, Any] = dict(
-        connection.execute(
-            select(Chip.id, Chip.embedding).where(
-                Chip.id.in_(bindparam("chip_ids", list(chip_ids), expanding=True))
-            )
-        ).all()
-    )
-    vectors = [rows[i].to_list() if hasattr(rows[i], "to_list") else rows[i] for i in chip_ids]
-    return np.asarray(vectors, dtype=np.float32)
-
-
-def chip_thumbnail(
-    connection: Connection, *, model_id: int, collection: str, item_id: str
-) -> tuple[bytes, str] | None:
-    key = parse_chip_item_id(item_id)
-    if key is None:
-        return None
-    row = connection.execute(
-        select(Chip.thumbnail, Chip.thumbnail_media_type)
-        .select_from(_base())
-        .where(
-            Chip.model_id == model_id,
-            Scene.collection == collection,
-            Scene.item_id == key[0],
-            Chip.row == key[1],
-            Chip.col == key[2],
-            Chip.thumbnail.is_not(None),
-        )
-    ).first()
-    if row is None:
-        return None
-    return bytes(row.thumbnail), row.thumbnail_media_type or "image/jpeg"
-
-
-def collection_summaries(
-    connection: Connection, *, model_id: int, collection: str | None = None
-) -> list[Any]:
-    """Per collection: id, chip count, spatial and temporal extent of its chips."""
-    statement: Select[*tuple[Any, ...]] = (
-        select(
-            Scene.collection,
-            func.count().label("chips"),
-            func.min(Chip.datetime).label("start"),
-            func.max(Chip.datetime).label("end"),
-            # box[1] is the lower-left corner, box[0] the upper-right; [0] x, [1] y.
-            func.min(literal_column("(chips.bbox[1])[0]")).label("west"),
-            func.min(literal_column("(chips.bbox[1])[1]")).label("south"),
-            func.max(literal_column("(chips.bbox[0])[0]")).label("east"),
-            func.max(literal_column("(chips.bbox[0])[1]")).label("north"),
-        )
-        .select_from(_base())
-        .where(Chip.model_id == model_id)
-        .group_by(Scene.collection)
-        .order_by(Scene.collection)
-    )
-    if collection is not None:
-        statement = statement.where(Scene.collection == collection)
-    return list(connection.execute(statement))
-
-
-def find_model_id(connection: Connection, *, sha256: str) -> int | None:
-    """The newest registered model with these weights."""
-    return connection.execute(
-        select(Model.id).where(Model.sha256 == sha256).order_by(Model.created_at.desc()).limit(1)
-    ).scalar()

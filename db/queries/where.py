@@ -1,5 +1,6 @@
-"""Validated item-search filters (`Filters`) -> the WHERE terms of a search over `chips JOIN
-scenes`: where the plain filters (`filters.py`) and the CQL2 filter (`cql2sql.py`) meet."""
+"""What every search selects from: `chips JOIN scenes`, and the WHERE terms of validated
+item-search filters (`Filters`), where the plain filters (`filters.py`) and the CQL2 filter
+(`cql2sql.py`) meet."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy import ColumnElement, Join, bindparam
 
 from ..models import Chip, Scene
 from .cql2sql import compile_cql2
 from .filters import bbox_predicate, geometry_predicate, ids_predicate
 
-__all__ = ["Filters", "where_clauses"]
+__all__ = ["Filters", "chips_and_scenes", "where_clauses"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +31,11 @@ class Filters:
     datetime_end: dt.datetime | None = None
     cql2: Any = None  # normalised cql2-json
     exclude_chip_ids: tuple[int, ...] = field(default=())
+
+
+def chips_and_scenes() -> Join:
+    """The FROM of every search: the WHERE terms refer to columns of both tables."""
+    return Chip.__table__.join(Scene.__table__, Scene.id == Chip.scene_id)
 
 
 def where_clauses(filters: Filters) -> list[ColumnElement[bool]]:
