@@ -15,6 +15,7 @@ from .encoder import POSITION_OFFSET, PositionalEmbedding
 from .errors import ConfigError
 from .heads import INIT_LOGIT_SCALE, pairwise_logits, unit_embedding
 from .masking import caption_attention_bias
+from .multiway import Multiway
 
 __all__ = ["GeoMeltModel"]
 
@@ -102,8 +103,33 @@ class GeoMeltModel(nn.Module):
             if self.logit_scale is not None:
                 self.logit_scale.fill_(INIT_LOGIT_SCALE)
 
+    # -- parameter roles, for the optimiser's groups ------------------------------------------
+    def no_weight_decay_parameters(self) -> list[nn.Parameter]:
+        """Besides 1-D parameters: the class token, the position embeddings, the logit scale
+        (decay would pull them toward zero, which regularises nothing)."""
+        found = [
+            self.beit3.vision_embed.cls_token,
+            *self.beit3.encoder.embed_positions.parameters(),
+        ]
+        return found if self.logit_scale is None else [*found, self.logit_scale]
+
+    def language_parameters(self) -> list[nn.Parameter]:
+        """Every multiway layer's language expert and the token embedding: the text side, which
+        a MiniLM warm start fills (and LoRA adapters inside those experts)."""
+        found = list(self.beit3.text_embed.parameters())
+        for module in self.modules():
+            if isinstance(module, Multiway):
+                found += module.B.parameters()
+        return found
+
+    def stem_parameters(self) -> list[nn.Parameter]:
+        """The convolutional stem's (its tuned tail starts from ImageNet weights)."""
+        stem = self.beit3.vision_embed.stem
+        return [] if stem is None else list(stem.parameters())
+
     # -- retrieval ---------------------------------------------------------------------------
-    def _retrieval_heads(self) -> tuple[nn.Linear, nn.Linear, nn.Parameter]:
+    def retrieval_heads(self) -> tuple[nn.Linear, nn.Linear, nn.Parameter]:
+        """(vision head, language head, logit scale); ConfigError when built without them."""
         if self.vision_head is None or self.language_head is None or self.logit_scale is None:
             raise ConfigError(
                 f"model {self.geomelt_config.name!r} was built without the retrieval head; "
@@ -125,24 +151,25 @@ class GeoMeltModel(nn.Module):
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         """Normalised pixels (B, 3, S, S) -> unit embeddings (B, D)."""
-        vision_head, _, _ = self._retrieval_heads()
+        vision_head, _, _ = self.retrieval_heads()
         return unit_embedding(vision_head, self.image_states(pixels)[:, 0])
 
     def encode_texts(
         self, text_ids: torch.Tensor, padding_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Token ids (B, T) starting with BOS -> unit embeddings (B, D)."""
-        _, language_head, _ = self._retrieval_heads()
+        _, language_head, _ = self.retrieval_heads()
         return unit_embedding(language_head, self.text_states(text_ids, padding_mask)[:, 0])
 
     def similarity(self, image_emb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
-        _, _, logit_scale = self._retrieval_heads()
+        _, _, logit_scale = self.retrieval_heads()
         return pairwise_logits(
             image_emb, text_emb, logit_scale, self.geomelt_config.logit_scale_max
         )
 
     # -- captioning --------------------------------------------------------------------------
-    def _mlm_head(self) -> nn.Linear:
+    def captioning_head(self) -> nn.Linear:
+        """The masked-language-model head that captions; ConfigError when built without it."""
         if self.mlm_head is None:
             raise ConfigError(
                 f"model {self.geomelt_config.name!r} was built without the caption head; "
@@ -179,7 +206,7 @@ class GeoMeltModel(nn.Module):
         masked_positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """MLM logits over text positions (B, T, V), or (M, V) at `masked_positions` only."""
-        mlm_head = self._mlm_head()
+        mlm_head = self.captioning_head()
         text = self.fused_states(pixels, text_ids, padding_mask)[:, self.num_image_tokens :]
         if masked_positions is not None:
             text = text[masked_positions.bool()]
@@ -190,7 +217,7 @@ class GeoMeltModel(nn.Module):
         self, pixels: torch.Tensor, bos_id: int, mask_id: int, cache: KVCache
     ) -> torch.Tensor:
         """Step 1 of §4.3: image + [BOS, MASK]; returns log-probs (B, V); cache keeps N+1+1."""
-        mlm_head = self._mlm_head()
+        mlm_head = self.captioning_head()
         batch = pixels.size(0)
         text = torch.tensor([[bos_id, mask_id]], device=pixels.device).expand(batch, 2)
         hidden = self.fused_states(pixels, text, cache=cache)
@@ -201,7 +228,7 @@ class GeoMeltModel(nn.Module):
         self, last_tokens: torch.Tensor, text_len: int, mask_id: int, cache: KVCache
     ) -> torch.Tensor:
         """Cached step of §4.3 at text length c = text_len (>= 3): input [y_{c−2}, MASK]."""
-        mlm_head = self._mlm_head()
+        mlm_head = self.captioning_head()
         batch = last_tokens.size(0)
         device = last_tokens.device
         text = torch.stack([last_tokens, torch.full_like(last_tokens, mask_id)], dim=1)

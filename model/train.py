@@ -223,22 +223,28 @@ class FeatureStore:
 
 
 def _param_groups(
-    model: nn.Module, settings: TrainSettings, extra: Sequence[nn.Parameter]
+    trainable: nn.Module,
+    model: GeoMeltModel,
+    settings: TrainSettings,
+    extra: Sequence[nn.Parameter],
 ) -> list[dict[str, Any]]:
-    """No decay for 1-D params, cls/positions/logit_scale; faster LR for non-warm-started parts."""
+    """No decay for 1-D params, cls/positions/logit_scale; faster LR for non-warm-started parts.
+
+    `trainable` is `model` or its LoRA wrapper (which holds the same parameter objects); the
+    model names each parameter's role, so the groups do not depend on parameter names.
+    """
+    no_decay_ids = {id(p) for p in model.no_weight_decay_parameters()}
+    # The tuned stem tail starts from ImageNet weights: base lr, like the MiniLM parts.
+    pretrained = model.stem_parameters()
+    if settings.init.startswith("minilm"):
+        pretrained += model.language_parameters()
+    pretrained_ids = {id(p) for p in pretrained}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
+    for param in trainable.parameters():
         if not param.requires_grad:
             continue
-        no_decay = param.ndim < 2 or any(
-            k in name for k in ("cls_token", "embed_positions", "logit_scale")
-        )
-        warm = settings.init.startswith("minilm") and (
-            ".B." in name or "text_embed" in name or name.endswith(".B.weight")
-        )
-        # The tuned stem tail starts from ImageNet weights: base lr, like the MiniLM parts.
-        pretrained = warm or ".stem." in name
-        fast = not pretrained and settings.init != "scratch"
+        no_decay = param.ndim < 2 or id(param) in no_decay_ids
+        fast = id(param) not in pretrained_ids and settings.init != "scratch"
         groups.setdefault((no_decay, fast), []).append(param)
     result = [
         {
@@ -461,7 +467,10 @@ def train(
     balancer = _balancer(settings)
     extra = list(balancer.to(device).parameters()) if isinstance(balancer, nn.Module) else []
     optimizer = torch.optim.AdamW(
-        _param_groups(trainable, settings, extra), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8
+        _param_groups(trainable, model, settings, extra),
+        lr=settings.lr,
+        betas=(0.9, 0.999),
+        eps=1e-8,
     )
     sampler = UniqueImageBatchSampler(records, settings.batch_size, seed=settings.seed)
     steps_per_epoch = _steps_per_epoch(sampler, len(records))
@@ -525,7 +534,7 @@ def train(
                 "itc": float(losses.itc.detach()),
                 "cap": float(losses.cap.detach()),
                 "grad_norm": float(grad_norm),
-                "logit_scale": float(model._retrieval_heads()[2].detach()),
+                "logit_scale": float(model.retrieval_heads()[2].detach()),
                 "samples_per_s": seen / (time.perf_counter() - started),
                 "bf16": autocast,
                 **weights,

@@ -97,8 +97,8 @@ def task_losses_shared(
     (gradients flow through the cache). Padded text keys need no mask here: causal rows of real
     tokens never reach the padding that follows them, and padded rows are never targets.
     """
-    vision_head, language_head, _ = model._retrieval_heads()
-    mlm_head = model._mlm_head()
+    vision_head, language_head, _ = model.retrieval_heads()
+    mlm_head = model.captioning_head()
     cache = model.new_cache()
     image_states = model.beit3(pixels=pixels, cache=cache)[0]  # (B, N+1, D)
     image_emb = unit_embedding(vision_head, image_states[:, 0])

@@ -91,7 +91,7 @@ def test_heads_subsets_change_counts() -> None:
     model = create_model(get_config("tiny", task_heads=("retrieval",)), device="meta")
     assert model.mlm_head is None
     with pytest.raises(ConfigError, match="caption head"):
-        model._mlm_head()
+        model.captioning_head()
 
 
 def test_presets_listed_and_unknown_name_lists_them() -> None:

@@ -8,6 +8,7 @@ import copy
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -338,3 +339,33 @@ def test_batch_stream_crosses_epochs_of_different_lengths() -> None:
     stream = _BatchStream(sampler)
     assert [stream[step] for step in range(len(expected))] == expected
     assert stream[3] == expected[3]  # a resumed run may go back
+
+
+def test_optimiser_groups_follow_the_model_s_parameter_roles() -> None:
+    """Roles come from the model (not from names): decay, and the faster head lr."""
+    from geomelt.model.lora import LoraSettings, apply_lora
+    from geomelt.model.train import TrainSettings, _param_groups
+
+    settings = TrainSettings(preset="tiny", init="minilm")
+
+    def roles(trainable: torch.nn.Module, model: Any) -> dict[int, tuple[bool, bool]]:
+        groups = _param_groups(trainable, model, settings, [])
+        return {
+            id(p): (g["weight_decay"] == 0.0, g["lr_scale"] > 1.0)
+            for g in groups
+            for p in g["params"]
+        }
+
+    model = create_model(get_config("tiny"), seed=0)
+    role = roles(model, model)
+    assert role[id(model.beit3.vision_embed.cls_token)] == (True, True)  # no decay, not warm
+    assert model.logit_scale is not None
+    assert role[id(model.logit_scale)][0]
+    assert not role[id(model.beit3.text_embed.weight)][1]  # warm-started: base lr
+    # LoRA adapters inside the language experts learn at the base lr, as the experts would.
+    wrapped = apply_lora(model, LoraSettings())
+    role = roles(wrapped, model)
+    language = [p for p in model.language_parameters() if p.requires_grad]
+    assert language
+    assert not any(role[id(p)][1] for p in language)
+    assert any(role[id(p)][1] for p in wrapped.parameters() if p.requires_grad)
