@@ -346,8 +346,43 @@ def chip_raster(row: Any, source: dict[str, Any], hrefs: Hrefs) -> ChipRaster | 
         for key in keys
         if isinstance(href := source_assets[key].get("href"), str)
     }
+    if len(keys) == 1 and keys[0] in assets:
+        assets.update(_band_vrts(source_assets[keys[0]], record, hrefs, row.collection, assets))
     extensions = [PROJECTION_SCHEMA] if chip else []
     return ChipRaster(chip, assets, [*extensions, RASTER_SCHEMA, EO_SCHEMA])
+
+
+def _band_vrts(
+    asset: dict[str, Any],
+    record: dict[str, Any],
+    hrefs: Hrefs,
+    collection: str,
+    taken: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Single-band assets (GDAL VRTs served by /files) of a local multi-band asset's chosen
+    bands: stackstac reads only single-band assets."""
+    href = asset.get("href")
+    if not isinstance(href, str) or not hrefs.is_local(collection, href):
+        return {}
+    indexes = record.get("bands") or []
+    names = record.get("names") or []
+    if len(indexes) != len(names) or len(indexes) < 2:
+        return {}
+    data_type = record.get("data_type")
+    vrts = {}
+    for index, name in zip(indexes, names, strict=True):
+        key = str(name)
+        if key in taken or not isinstance(index, int):
+            continue
+        vrts[key] = {
+            "href": f"{hrefs.resolve(collection, href)}.b{index}.vrt",
+            "type": "application/xml",
+            "roles": ["data"],
+            "title": f"Band {index} ({name}) of the source file, as a single-band GDAL VRT",
+            "eo:bands": [{"name": key, "common_name": key}],
+            "raster:bands": [{"data_type": data_type}] if data_type else [{}],
+        }
+    return vrts
 
 
 def _window(row: Any) -> tuple[int, int, int, int] | None:

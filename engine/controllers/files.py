@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
+import rasterio
 from litestar import Controller, Request, Response, get, head
 from litestar.response import File
 
@@ -31,6 +33,51 @@ class RangeNotSatisfiable(ApiError):
 
     status_code = 416
     code = "RangeNotSatisfiable"
+
+
+_BAND_VRT = re.compile(r"(.+)\.b([1-9][0-9]{0,3})\.vrt")
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+}
+
+
+def _band_vrt(path: Path, band: int) -> bytes:
+    """A single-band GDAL VRT of band `band` of `path`, which lies beside it (relative path).
+
+    stackstac reads only single-band assets; chips of a local multi-band file list one of
+    these per chosen band.
+    """
+    with rasterio.open(path) as src:
+        if band > src.count or src.dtypes[band - 1] not in _GDAL_TYPES:
+            raise ItemNotFound(f"file {path.name}: has no band {band} GDAL can describe")
+        a, b, c, d, e, f = tuple(src.transform)[:6]
+        nodata = src.nodatavals[band - 1]
+        crs = escape(src.crs.to_wkt()) if src.crs else ""
+        dtype = _GDAL_TYPES[src.dtypes[band - 1]]
+        width, height = src.width, src.height
+    nodata_xml = f"<NoDataValue>{nodata!r}</NoDataValue>" if nodata is not None else ""
+    return (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">'
+        f"<SRS>{crs}</SRS><GeoTransform>{c!r}, {a!r}, {b!r}, {f!r}, {d!r}, {e!r}</GeoTransform>"
+        f'<VRTRasterBand dataType="{dtype}" band="1">{nodata_xml}<SimpleSource>'
+        f'<SourceFilename relativeToVRT="1">{escape(path.name)}</SourceFilename>'
+        f"<SourceBand>{band}</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
+    ).encode()
+
+
+def _content(request: Request[Any, Any, Any], collection_id: str, name: str) -> Path | bytes:
+    """The file, or the generated single-band VRT a `NAME.bN.vrt` asks for."""
+    vrt = _BAND_VRT.fullmatch(name)
+    if vrt is not None:
+        return _band_vrt(_path(request, collection_id, vrt.group(1)), int(vrt.group(2)))
+    return _path(request, collection_id, name)
 
 
 def _path(request: Request[Any, Any, Any], collection_id: str, name: str) -> Path:
@@ -74,7 +121,23 @@ class FilesController(Controller):
         "single byte ranges (`Range: bytes=a-b`) answer 206, as COG readers need.",
     )
     def read(self, request: Request[Any, Any, Any], collection_id: str, name: str) -> Response[Any]:
-        path = _path(request, collection_id, name)
+        found = _content(request, collection_id, name)
+        if isinstance(found, bytes):
+            vrt_span = _range(request.headers.get("range"), len(found))
+            if vrt_span is None:
+                return Response(found, media_type="application/xml")
+            first, last = vrt_span
+            headers = {
+                "Content-Range": f"bytes {first}-{last}/{len(found)}",
+                "Accept-Ranges": "bytes",
+            }
+            return Response(
+                found[first : last + 1],
+                status_code=206,
+                media_type="application/xml",
+                headers=headers,
+            )
+        path = found
         size = path.stat().st_size
         span = _range(request.headers.get("range"), size)
         if span is None:
@@ -90,8 +153,9 @@ class FilesController(Controller):
     def size(
         self, request: Request[Any, Any, Any], collection_id: str, name: str
     ) -> Response[None]:
-        path = _path(request, collection_id, name)
-        headers = {"Content-Length": str(path.stat().st_size), "Accept-Ranges": "bytes"}
+        found = _content(request, collection_id, name)
+        size = len(found) if isinstance(found, bytes) else found.stat().st_size
+        headers = {"Content-Length": str(size), "Accept-Ranges": "bytes"}
         # An empty body (Litestar cannot render None as image/tiff); HEAD handlers are typed
         # Response[None].
         return Response(b"", media_type=TIFF, headers=headers)  # type: ignore[arg-type]
