@@ -21,9 +21,9 @@ Gaussian mixture: a shared mean direction (real image embeddings are anisotropic
 isotropic noise, normalised; each region draws classes from its own Dirichlet(0.3) mix, so
 embeddings correlate with place as land cover does. Text queries: a class centre plus a fixed
 "modality gap" offset plus noise, normalised. Captions: "<modifier> <land cover>" per class.
-Loading uses binary COPY into a staging table and one INSERT ... SELECT per batch into `chips`
-(the same table, triggers and indexes; the secondary indexes are dropped before loading and
-recreated after, as a bulk load would), instead of upsert_chips, for speed.
+Chips are written by the db layer's bulk path (`queries.ingest.copy_chips`: the rows upsert_chips
+writes, sent with COPY; the same table, triggers and indexes); the secondary indexes are dropped
+before loading and recreated after, as a bulk load would.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import os
 import platform
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +48,7 @@ from geomelt.db import EmbeddedPostgres, unit_of_work, upgrade
 from geomelt.db.maintenance import order_chips_spatially
 from geomelt.db.models import Model, Scene, Source
 from geomelt.db.queries import register_model
+from geomelt.db.queries.ingest import ChipRecord, copy_chips
 from geomelt.db.queries.models import HNSW_EF_CONSTRUCTION, HNSW_M, hnsw_index_name
 from geomelt.db.queries.search import (
     EXACT_THRESHOLD,
@@ -80,7 +80,6 @@ STRATEGIES = (
     *(f"hnsw_iterative_ef{ef}" for ef in SWEEP_EF_SEARCH),
     "planner",
 )
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _LAND = [
     "forest",
     "cropland",
@@ -153,74 +152,6 @@ def _unit(vector: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return vector / np.linalg.norm(vector)
 
 
-def _copy_rows(
-    scene_ids: np.ndarray[Any, Any],
-    rows: np.ndarray[Any, Any],
-    cols: np.ndarray[Any, Any],
-    micros: np.ndarray[Any, Any],
-    west: np.ndarray[Any, Any],
-    south: np.ndarray[Any, Any],
-    classes: np.ndarray[Any, Any],
-    embeddings: np.ndarray[Any, Any],
-) -> bytes:
-    """PostgreSQL binary COPY rows for the staging table, built without a Python loop."""
-    dim = embeddings.shape[1]
-    layout = np.dtype(
-        [
-            ("n", ">i2"),
-            ("l0", ">i4"),
-            ("scene", ">i8"),
-            ("lr", ">i4"),
-            ("row", ">i4"),
-            ("lc", ">i4"),
-            ("col", ">i4"),
-            ("lt", ">i4"),
-            ("t", ">i8"),
-            ("lw", ">i4"),
-            ("w", ">f8"),
-            ("ls", ">i4"),
-            ("s", ">f8"),
-            ("lk", ">i4"),
-            ("k", ">i4"),
-            ("le", ">i4"),
-            ("ndim", ">i4"),
-            ("flags", ">i4"),
-            ("oid", ">u4"),
-            ("size", ">i4"),
-            ("lbound", ">i4"),
-            ("values", [("len", ">i4"), ("v", ">f4")], (dim,)),
-        ]
-    )
-    out = np.zeros(len(scene_ids), dtype=layout)
-    out["n"], out["l0"], out["scene"] = 8, 8, scene_ids
-    out["lr"], out["row"], out["lc"], out["col"] = 4, rows, 4, cols
-    out["lt"], out["t"], out["lw"], out["w"] = 8, micros, 8, west
-    out["ls"], out["s"], out["lk"], out["k"] = 8, south, 4, classes
-    out["le"] = 20 + 8 * dim
-    out["ndim"], out["flags"], out["oid"], out["size"], out["lbound"] = 1, 0, 700, dim, 1
-    out["values"]["len"] = 4
-    out["values"]["v"] = embeddings
-    return out.tobytes()
-
-
-_INSERT_CHIPS = """
-INSERT INTO chips (scene_id, model_id, "row", col, datetime, footprint, bbox, geometry, caption,
-                   embedding, window_x_px, window_y_px, window_width_px, window_height_px,
-                   valid_fraction)
-SELECT s.scene_id, :model_id, s.r, s.c, s.t, polygon(box(point(s.w, s.s), point(s.e, s.n))),
-       box(point(s.e, s.n), point(s.w, s.s)),
-       jsonb_build_object('type', 'Polygon', 'coordinates', jsonb_build_array(jsonb_build_array(
-           jsonb_build_array(s.w, s.s), jsonb_build_array(s.e, s.s), jsonb_build_array(s.e, s.n),
-           jsonb_build_array(s.w, s.n), jsonb_build_array(s.w, s.s)))),
-       k.caption, s.emb::halfvec, s.c * 224, s.r * 224, 224, 224, 1.0
-FROM (SELECT scene_id, r, c, t, w, s, w + :deg AS e, s + :deg AS n, k, emb, ord
-      FROM bench_staging) AS s
-JOIN bench_captions k ON k.id = s.k
-ORDER BY s.ord
-RETURNING id
-"""
-
-
 def build(
     engine: Engine,
     n_chips: int,
@@ -273,19 +204,6 @@ def build(
             .scalars()
             .all()
         )
-        connection.execute(text("DROP TABLE IF EXISTS bench_captions, bench_staging"))
-        connection.execute(text("CREATE TABLE bench_captions (id int PRIMARY KEY, caption text)"))
-        captions = [
-            {"id": k, "caption": f"{_MODIFIERS[k // len(_LAND) % 4]} {_LAND[k % len(_LAND)]}"}
-            for k in range(CLASSES)
-        ]
-        connection.execute(text("INSERT INTO bench_captions VALUES (:id, :caption)"), captions)
-        connection.execute(
-            text(
-                "CREATE UNLOGGED TABLE bench_staging (scene_id int8, r int4, c int4, "
-                "t timestamptz, w float8, s float8, k int4, emb real[], ord bigserial)"
-            )
-        )
         # A bulk load: secondary indexes are rebuilt once at the end, not row by row.
         definitions = list(
             connection.execute(
@@ -300,6 +218,10 @@ def build(
     timings["scenes_seconds"] = time.perf_counter() - started
 
     n_total = n_scenes * GRID * GRID
+    captions = [
+        f"{_MODIFIERS[k // len(_LAND) % 4]} {_LAND[k % len(_LAND)]}" for k in range(CLASSES)
+    ]
+    chip_times = [START + dt.timedelta(days=float(day)) for day in scene_days]
     per_scene = np.arange(GRID * GRID)
     all_ids, all_emb = [], []
     batch_scenes = 1000
@@ -313,30 +235,39 @@ def build(
             [rng.choice(CLASSES, p=gen.region_mix[scene_region[s]]) for s in s_idx], dtype=np.int32
         )
         embeddings = gen.chips(classes, rng)
-        micros = ((START - _PG_EPOCH).total_seconds() + scene_days[s_idx] * 86400.0) * 1e6
         west = scene_west[s_idx] + cols * CHIP_DEG
         south = scene_south[s_idx] + rows * CHIP_DEG
-        payload = _copy_rows(
-            scene_ids[s_idx], rows, cols, micros.astype(np.int64), west, south, classes, embeddings
-        )
-        with engine.begin() as connection:
-            raw = connection.connection.dbapi_connection
-            if raw is None:
-                raise RuntimeError("no DBAPI connection for COPY")
-            with raw.cursor() as cursor:
-                columns = "scene_id, r, c, t, w, s, k, emb"
-                with cursor.copy(
-                    f"COPY bench_staging ({columns}) FROM STDIN (FORMAT BINARY)"
-                ) as copy:
-                    copy.write(b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0))
-                    copy.write(payload)
-                    copy.write(struct.pack(">h", -1))
-            ids = (
-                connection.execute(text(_INSERT_CHIPS), {"model_id": model_id, "deg": CHIP_DEG})
-                .scalars()
-                .all()
+        chips = [
+            ChipRecord(
+                scene_id=int(scene_ids[s]),
+                model_id=model_id,
+                row=int(r),
+                col=int(c),
+                datetime=chip_times[s],
+                footprint_lonlat=[
+                    (w, so),
+                    (w + CHIP_DEG, so),
+                    (w + CHIP_DEG, so + CHIP_DEG),
+                    (w, so + CHIP_DEG),
+                ],
+                caption=captions[k],
+                embedding=e,
+                window_px=(int(c) * 224, int(r) * 224, 224, 224),
+                valid_fraction=1.0,
             )
-            connection.execute(text("TRUNCATE bench_staging"))
+            for s, r, c, w, so, k, e in zip(
+                s_idx.tolist(),
+                rows,
+                cols,
+                west.tolist(),
+                south.tolist(),
+                classes.tolist(),
+                embeddings,
+                strict=True,
+            )
+        ]
+        with unit_of_work(engine) as connection:
+            ids = copy_chips(connection, chips)
         all_ids.append(np.asarray(ids))
         all_emb.append(embeddings.astype(np.float16))
         print(f"  loaded {min(len(np.concatenate(all_ids)), n_total)} chips", flush=True)
@@ -344,7 +275,6 @@ def build(
 
     started = time.perf_counter()
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE bench_staging"))
         for _, definition in definitions:
             connection.execute(text(definition))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:

@@ -137,3 +137,44 @@ def test_zero_or_nan_embedding_is_a_bad_vector_not_a_conflict(
         upsert_chips(c, [bad])
     engine.dispose()
     assert not isinstance(info.value, Conflict)
+
+
+def test_bulk_copy_stores_what_the_upsert_stores(database_url: str) -> None:
+    from dataclasses import replace
+
+    from geomelt.db.queries.ingest import copy_chips
+
+    columns = (
+        "row, col, datetime, footprint::text, bbox::text, geometry, caption, caption_tsv, "
+        "embedding::text, window_x_px, window_y_px, window_width_px, window_height_px, "
+        "thumbnail, valid_fraction, mean_brightness, cell_id"
+    )
+    engine = create_db_engine(database_url)
+    with unit_of_work(engine) as connection:
+        source_id = _source(connection)
+        upserted, copied = (
+            register_model(connection, name=name, version="1", sha256=c * 64, embedding_dim=8)
+            for name, c in (("a", "0"), ("b", "1"))
+        )
+        scene_id, _ = upsert_scene(connection, _scene(source_id))
+        upsert_chips(connection, _chips(scene_id, upserted))
+        chips = [replace(c, cell_id=f"cell-{i}") for i, c in enumerate(_chips(scene_id, copied))]
+        chips[0] = replace(chips[0], thumbnail=b"\x00jpeg", thumbnail_media_type="image/jpeg")
+        ids = copy_chips(connection, chips[::-1])
+        by_id = dict(connection.execute(text("SELECT id, (row, col)::text FROM chips")).all())
+
+        def stored(model_id: int) -> list[tuple[object, ...]]:
+            return connection.execute(
+                text(f"SELECT {columns} FROM chips WHERE model_id = :m ORDER BY row, col"),  # noqa: S608
+                {"m": model_id},
+            ).all()
+
+        expected = [
+            (*row[:13], b"\x00jpeg" if i == 0 else None, row[14], row[15], f"cell-{i}")
+            for i, row in enumerate(stored(upserted))
+        ]
+        assert stored(copied) == expected
+    assert [by_id[i] for i in ids] == [f"({c.row},{c.col})" for c in chips[::-1]]
+    with pytest.raises(Conflict), unit_of_work(engine) as connection:
+        copy_chips(connection, chips)  # a bulk load is for new chips only
+    engine.dispose()
