@@ -68,7 +68,9 @@ def _write_bad_files(folder: Path) -> None:
     (folder / "notes.txt").write_text("not imagery")
 
 
-def _start_demo(source: list[str], env: dict[str, str], port: int) -> tuple[subprocess.Popen, list]:
+def _start_demo(
+    source: list[str], env: dict[str, str], port: int, give_up_s: float = 150
+) -> tuple[subprocess.Popen, list]:
     process = subprocess.Popen(
         [GEOMELT, "demo", *source, "--no-browser", "--port", str(port)],
         env=env,
@@ -77,7 +79,8 @@ def _start_demo(source: list[str], env: dict[str, str], port: int) -> tuple[subp
         text=True,
     )
     lines: list[str] = []
-    deadline = time.monotonic() + 150
+    # A guard against a hung start, not a speed check (benchmarks/ measure speed).
+    deadline = time.monotonic() + give_up_s
     assert process.stdout is not None
     for line in process.stdout:
         lines.append(line)
@@ -169,7 +172,8 @@ def test_demo_without_arguments_serves_the_sample_and_its_examples_find_it(
     }
     env.pop("GEOMELT_API_MODEL", None)
     port = free_port()
-    process, lines = _start_demo([], env, port)
+    # The whole sample with the default model: minutes on a busy 2-core machine.
+    process, lines = _start_demo([], env, port, give_up_s=1200)
     output = "".join(lines)
     try:
         assert f"19 GeoTIFFs in {SAMPLE_DIR} served as a STAC API" in output, output
