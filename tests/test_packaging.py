@@ -20,7 +20,7 @@ import pytest
 
 import geomelt.db
 import geomelt.model
-from geomelt.workers.local import free_port
+from geomelt.db.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

@@ -1,30 +1,17 @@
 """A folder of GeoTIFFs as a real STAC API: items built with pystac (projection and raster
-extensions), the files served by a Range-capable static server, the items by `rustac serve`.
+extensions), the files served by `static_server.py` (HTTP Range), the items by `rustac.py`.
 
 `geomelt demo PATH` ingests a folder through this, so local files take exactly the path that
 remote catalogs take (poll -> read over HTTP Range -> chip -> caption + embed -> store).
-
-No packaged static server with HTTP Range support ships with the standard library or our
-dependencies (http.server has none), so `RangeHandler` is a small http.server subclass.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
-import http.server
 import json
 import logging
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,26 +26,20 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.warp import transform_bounds
 
-from geomelt.db.embedded import free_port
 from geomelt.db.parsing import loose_instant
 
-from .errors import IngestError, SourceUnavailable
+from .rustac import rustac_server
+from .static_server import static_server
 
 __all__ = [
     "GEOTIFF_SUFFIXES",
     "SIDECAR_SUFFIXES",
     "LocalCatalog",
-    "QuietHTTPServer",
-    "RangeHandler",
     "SkippedFile",
     "build_local_items",
     "collection_id_for",
-    "free_port",
     "local_catalog",
     "local_collections",
-    "rustac_executable",
-    "rustac_server",
-    "static_server",
     "write_band_cog",
 ]
 
@@ -299,160 +280,6 @@ def _why_not_geotiff(path: Path) -> str:
             "ulx uly lrx lry IN OUT.tif"
         )
     return f"a georeferenced {kind} image; convert it: gdal_translate -of COG IN OUT.tif"
-
-
-# --- Static server with HTTP Range ----------------------------------------------------------
-
-
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """GET/HEAD of files with single byte ranges (what GDAL's /vsicurl/ sends)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("static: " + format, *args)
-
-    def send_head(self) -> Any:
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404, "not found")
-            return None
-        size = path.stat().st_size
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
-        handle = path.open("rb")
-        if match is None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(size))
-            self.send_header("Accept-Ranges", "bytes")
-            self.send_header("Content-Type", "image/tiff")
-            self.end_headers()
-            return handle
-        first_text, last_text = match.groups()
-        if first_text == "":
-            first, last = max(0, size - int(last_text)), size - 1
-        else:
-            first = int(first_text)
-            last = min(int(last_text), size - 1) if last_text else size - 1
-        if first >= size or first > last:
-            handle.close()
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
-        handle.seek(first)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
-        self.send_header("Content-Length", str(last - first + 1))
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", "image/tiff")
-        self.end_headers()
-        self._remaining = last - first + 1
-        return handle
-
-    def copyfile(self, source: Any, outputfile: Any) -> None:
-        remaining = getattr(self, "_remaining", None)
-        if remaining is None:
-            shutil.copyfileobj(source, outputfile)
-            return
-        while remaining > 0:
-            block = source.read(min(65536, remaining))
-            if not block:
-                break
-            outputfile.write(block)
-            remaining -= len(block)
-
-
-class QuietHTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # GDAL drops connections once it has the bytes it wants; that is not a server fault.
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-@contextlib.contextmanager
-def static_server(
-    directory: Path, *, port: int = 0, handler: type[RangeHandler] = RangeHandler
-) -> Iterator[str]:
-    """Serve `directory` on 127.0.0.1 (port 0: any free one); yields the base URL."""
-
-    def factory(*args: Any) -> RangeHandler:
-        return handler(*args, directory=str(directory))
-
-    server = QuietHTTPServer(("127.0.0.1", port), factory)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --- rustac STAC API --------------------------------------------------------------------------
-
-
-def rustac_executable() -> str:
-    found = Path(sys.executable).parent / "rustac"
-    if found.exists():
-        return str(found)
-    which = shutil.which("rustac")
-    if which is None:
-        raise IngestError("rustac is not installed; `pip install geomelt-search` installs it")
-    return which
-
-
-@contextlib.contextmanager
-def rustac_server(items_path: Path, *, start_timeout_s: float = 20.0) -> Iterator[str]:
-    """`rustac serve items.json` (in-memory backend) on a free loopback port; yields its URL."""
-    port = free_port()
-    # A file, not a pipe: nobody reads the log while the server runs, and a full pipe would
-    # block it.
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(  # noqa: S603 - our own executable, fixed arguments
-        [
-            rustac_executable(),
-            "serve",
-            str(items_path),
-            "--create-collections",
-            "--addr",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        # Its own process group: Ctrl-C reaches the parent, which then stops it in order.
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/", timeout=1):  # noqa: S310 - loopback
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    error = log.read().decode(errors="replace")[-2000:]
-                    raise SourceUnavailable(f"rustac serve did not start: {error}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
-
-
-def _die_with_parent() -> None:
-    # In the child: if the parent dies without stopping us (SIGKILL), Linux sends SIGTERM, so
-    # no STAC server outlives the demo or test that started it.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def local_collections(work_root: Path) -> dict[str, Path]:

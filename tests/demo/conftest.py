@@ -17,10 +17,11 @@ import uvicorn
 
 from geomelt import SAMPLE_DIR
 from geomelt.db import EmbeddedPostgres, create_db_engine
+from geomelt.db.embedded import free_port
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
 from geomelt.workers import ChipSettings, Pipeline, SourceSpec, ingest_once
-from geomelt.workers.local import free_port, local_catalog
+from geomelt.workers.local import local_catalog
 
 # Three dates (2012, 2020, 2023) and a 2019 interval, four CRSs (EPSG:26914, 32634, 4326,
 # 32631), uint8 RGB, uint16 reflectance and uint16 pan; a few chips each on the ground grid

@@ -26,7 +26,8 @@ from rasterio.errors import NotGeoreferencedWarning
 from geomelt import SAMPLE_DIR
 from geomelt.cli import demo as demo_module
 from geomelt.cli import main
-from geomelt.workers.local import free_port, local_catalog
+from geomelt.db.embedded import free_port
+from geomelt.workers.local import local_catalog
 
 from .conftest import link_files
 

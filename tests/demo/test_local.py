@@ -15,7 +15,8 @@ from pystac.extensions.raster import RasterExtension
 from geomelt import SAMPLE_DIR
 from geomelt.db import create_db_engine, unit_of_work
 from geomelt.workers import SourceSpec, ensure_source, poll_source
-from geomelt.workers.local import build_local_items, local_catalog, static_server
+from geomelt.workers.local import build_local_items, local_catalog
+from geomelt.workers.static_server import static_server
 
 from .conftest import link_files
 from .test_cli_demo import _write_bad_files

@@ -29,7 +29,9 @@ import rasterio
 from rasterio.warp import transform_bounds
 
 from geomelt.workers import local
-from geomelt.workers.local import QuietHTTPServer, RangeHandler, rustac_server
+from geomelt.workers import static_server as range_files
+from geomelt.workers.rustac import rustac_server
+from geomelt.workers.static_server import QuietHTTPServer, RangeHandler
 
 from ..sample_data import (
     COARSE_FILE,
@@ -250,7 +252,7 @@ class _StallingHandler(RangeHandler):
 def static_server(directory: Path, stall_s: float = 30.0) -> Iterator[str]:
     """Serve `directory` on 127.0.0.1; yields the base URL."""
     handler = type("Handler", (_StallingHandler,), {"stall_s": stall_s})
-    with local.static_server(directory, handler=handler) as url:
+    with range_files.static_server(directory, handler=handler) as url:
         yield url
 
 

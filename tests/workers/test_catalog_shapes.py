@@ -16,8 +16,9 @@ from rasterio.windows import Window
 from sqlalchemy import Engine, text
 
 from geomelt.workers import ChipError, SourceSpec, ingest_once
-from geomelt.workers.local import rustac_server, static_server
 from geomelt.workers.read import choose_assets, open_scene
+from geomelt.workers.rustac import rustac_server
+from geomelt.workers.static_server import static_server
 
 from .catalog_shapes import (
     COLLECTION,
