@@ -80,28 +80,6 @@ class SearchRequest:
         return data
 
 
-# The query parameters of GET /search and GET /collections/{id}/items: parse_get reads these and
-# no others, and the OpenAPI document lists exactly these (controllers/docs.py).
-GET_PARAMETERS = (
-    "collections",
-    "ids",
-    "bbox",
-    "intersects",
-    "datetime",
-    "limit",
-    "sortby",
-    "fields",
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "q",
-    "similar_to",
-    "negative",
-    "image_ref",
-    "token",
-)
-
-
 # Every key a POST /search body may have; any other is refused, never silently dropped.
 POST_PARAMETERS = frozenset(
     (
@@ -123,6 +101,29 @@ POST_PARAMETERS = frozenset(
         "sortby",
         "token",
     )
+)
+
+
+# The query parameters of GET /search and GET /collections/{id}/items: parse_get reads these and
+# no others, and the OpenAPI document lists exactly these (controllers/docs.py).
+GET_PARAMETERS = (
+    "collections",
+    "ids",
+    "bbox",
+    "intersects",
+    "datetime",
+    "limit",
+    "sortby",
+    "fields",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "query",
+    "q",
+    "similar_to",
+    "negative",
+    "image_ref",
+    "token",
 )
 
 
