@@ -77,7 +77,7 @@ def test_mypy_follows_imports_across_packages(tmp_path: Path) -> None:
 
 def _build_wheel(out: Path) -> Path:
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*command, "-q", "-w", str(out), str(ROOT)], check=True)
+    subprocess.run([*command, "-q", "-w", str(out), str(ROOT)], env=WHEEL_ENV, check=True)
     (wheel,) = out.glob("geomelt_search-*.whl")
     return wheel
 
@@ -112,7 +112,8 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     wheel = _build_wheel(root / "dist")
     python = _fresh_venv(root / "venv")
     pip = [VENV / "bin" / "python", "-m", "pip", "--python", python, "install", "-q"]
-    subprocess.run([*pip, "--no-deps", "--no-index", str(wheel)], check=True)
+    # Without the checkout on PYTHONPATH: its egg-info would make pip see the wheel as installed.
+    subprocess.run([*pip, "--no-deps", "--no-index", str(wheel)], env=WHEEL_ENV, check=True)
     return wheel, python
 
 
@@ -151,9 +152,9 @@ def test_installed_wheel_imports_every_module_and_runs(
         "print(geomelt.__file__, len(names))\n"
     )
     result = subprocess.run(
-        [python, "-c", check], cwd=tmp_path, env=WHEEL_ENV, capture_output=True, text=True,
-        check=True,
+        [python, "-c", check], cwd=tmp_path, env=WHEEL_ENV, capture_output=True, text=True
     )
+    assert result.returncode == 0, result.stderr
     location, count = result.stdout.split()
     assert Path(location).is_relative_to(python.parents[1])
     assert int(count) > 90
