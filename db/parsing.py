@@ -23,6 +23,7 @@ __all__ = [
     "InvalidValue",
     "LonLat",
     "bbox_numbers",
+    "byte_range",
     "geometry_positions",
     "loose_instant",
     "parse_bbox",
@@ -294,3 +295,26 @@ def _positions(value: Any, parameter: str, minimum: int) -> tuple[LonLat, ...]:
 
 def _polygon(rings: Any, parameter: str) -> GeometryPart:
     return GeometryPart("polygon", tuple(_positions(ring, parameter, 4) for ring in _list(rings)))
+
+
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single HTTP `bytes=` range of a `size`-byte file, or None for the
+    whole file (no header, a form this does not read, or `bytes=-`). Raises InvalidValue when
+    the range starts past the end (an HTTP 416)."""
+    match = _BYTE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first_text, last_text = match.groups()
+    if first_text == "" and last_text == "":
+        return None
+    if first_text == "":
+        first, last = max(0, size - int(last_text)), size - 1
+    else:
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text else size - 1
+    if first >= size or first > last:
+        raise InvalidValue(f"Range {header}: the file has {size} bytes")
+    return first, last

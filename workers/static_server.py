@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import http.server
 import logging
-import re
 import shutil
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ..db.parsing import InvalidValue, byte_range
 
 __all__ = ["QuietHTTPServer", "RangeHandler", "static_server"]
 
@@ -35,27 +36,22 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.send_error(404, "not found")
             return None
         size = path.stat().st_size
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        try:
+            span = byte_range(self.headers.get("Range"), size)
+        except InvalidValue:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.end_headers()
+            return None
         handle = path.open("rb")
-        if match is None:
+        if span is None:
             self.send_response(200)
             self.send_header("Content-Length", str(size))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Type", "image/tiff")
             self.end_headers()
             return handle
-        first_text, last_text = match.groups()
-        if first_text == "":
-            first, last = max(0, size - int(last_text)), size - 1
-        else:
-            first = int(first_text)
-            last = min(int(last_text), size - 1) if last_text else size - 1
-        if first >= size or first > last:
-            handle.close()
-            self.send_response(416)
-            self.send_header("Content-Range", f"bytes */{size}")
-            self.end_headers()
-            return None
+        first, last = span
         handle.seek(first)
         self.send_response(206)
         self.send_header("Content-Range", f"bytes {first}-{last}/{size}")

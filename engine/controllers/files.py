@@ -17,11 +17,11 @@ import rasterio
 from litestar import Controller, Request, Response, get, head
 from litestar.response import File
 
+from ...db.parsing import InvalidValue, byte_range
 from ..errors import ApiError, ItemNotFound
 
 __all__ = ["FilesController"]
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 TIFF = "image/tiff; application=geotiff"
 # One range request at most this many bytes, so a request cannot hold the whole file in memory.
@@ -93,19 +93,13 @@ def _path(request: Request[Any, Any, Any], collection_id: str, name: str) -> Pat
 
 def _range(header: str | None, size: int) -> tuple[int, int] | None:
     """(first, last) byte of a single `bytes=` range, or None for the whole file."""
-    match = _RANGE.fullmatch(header.strip()) if header else None
-    if match is None:
+    try:
+        span = byte_range(header, size)
+    except InvalidValue as exc:
+        raise RangeNotSatisfiable(str(exc)) from exc
+    if span is None:
         return None
-    first_text, last_text = match.groups()
-    if first_text == "" and last_text == "":
-        return None
-    if first_text == "":
-        first, last = max(0, size - int(last_text)), size - 1
-    else:
-        first = int(first_text)
-        last = min(int(last_text), size - 1) if last_text else size - 1
-    if first >= size or first > last:
-        raise RangeNotSatisfiable(f"Range {header}: the file has {size} bytes")
+    first, last = span
     return first, min(last, first + MAX_RANGE_BYTES - 1)
 
 

@@ -11,6 +11,7 @@ from geomelt.db.parsing import (
     GeometryTooLarge,
     InvalidValue,
     bbox_numbers,
+    byte_range,
     geometry_positions,
     loose_instant,
     parse_bbox,
@@ -104,3 +105,14 @@ def test_too_many_positions_is_its_own_error() -> None:
     line = {"type": "LineString", "coordinates": [*ring, [1.0, 1.0]]}
     with pytest.raises(GeometryTooLarge, match="simplify it"):
         parse_geometry(line, "intersects")
+
+
+def test_byte_range_reads_single_ranges_and_refuses_past_the_end() -> None:
+    assert byte_range(None, 100) is None
+    assert byte_range("bytes=-", 100) is None  # no bounds at all: the whole file
+    assert byte_range("bytes=0-9", 100) == (0, 9)
+    assert byte_range(" bytes=90- ", 100) == (90, 99)
+    assert byte_range("bytes=-10", 100) == (90, 99)
+    assert byte_range("bytes=50-500", 100) == (50, 99)
+    with pytest.raises(InvalidValue, match="Range bytes=100-: the file has 100 bytes"):
+        byte_range("bytes=100-", 100)
