@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 
 from ..models import Chip, Scene
 from .filters import item_id_expression
-from .where import Filters, where_clauses
+from .where import Filters, chips_and_scenes, where_clauses
 
 __all__ = [
     "ChangeQuery",
@@ -119,27 +119,26 @@ def acquired_end() -> ColumnElement[dt.datetime]:
     return func.coalesce(_item_time("end_datetime"), Chip.datetime)
 
 
-def _base() -> Any:
-    return Chip.__table__.join(Scene.__table__, Scene.id == Chip.scene_id)
+def _chip_columns() -> list[Any]:
+    """What a change result and a timeline entry show of one chip."""
+    return [
+        Chip.id.label("chip_id"),
+        item_id_expression().label("item_id"),
+        Scene.collection,
+        Chip.datetime,
+        acquired_start().label("start_datetime"),
+        acquired_end().label("end_datetime"),
+        Chip.caption,
+        Chip.valid_fraction,
+        Chip.thumbnail_media_type,
+        Chip.geometry,
+    ]
 
 
 def _representatives(where: Sequence[ColumnElement[bool]], name: str) -> Any:
     return (
-        select(
-            Chip.cell_id,
-            Chip.id.label("chip_id"),
-            item_id_expression().label("item_id"),
-            Scene.collection,
-            Chip.datetime,
-            acquired_start().label("start_datetime"),
-            acquired_end().label("end_datetime"),
-            Chip.caption,
-            Chip.valid_fraction,
-            Chip.thumbnail_media_type,
-            Chip.geometry,
-            Chip.embedding,
-        )
-        .select_from(_base())
+        select(Chip.cell_id, *_chip_columns(), Chip.embedding)
+        .select_from(chips_and_scenes())
         .where(*where)
         .ext(distinct_on(Chip.cell_id))
         .order_by(
@@ -219,14 +218,16 @@ def change_page(
 
 def count_changed_cells(connection: Connection, query: ChangeQuery) -> int:
     """Cells of the region seen in both ranges (numberMatched)."""
-    before = select(Chip.cell_id).select_from(_base()).where(*query.region(query.before))
-    after = select(Chip.cell_id).select_from(_base()).where(*query.region(query.after))
+    before = select(Chip.cell_id).select_from(chips_and_scenes()).where(*query.region(query.before))
+    after = select(Chip.cell_id).select_from(chips_and_scenes()).where(*query.region(query.after))
     both = before.intersect(after).subquery()
     return int(connection.execute(select(func.count()).select_from(both)).scalar_one())
 
 
 def range_has_acquisitions(connection: Connection, query: ChangeQuery, period: DateRange) -> bool:
-    statement = select(literal(1)).select_from(_base()).where(*query.region(period)).limit(1)
+    statement = (
+        select(literal(1)).select_from(chips_and_scenes()).where(*query.region(period)).limit(1)
+    )
     return connection.execute(statement).first() is not None
 
 
@@ -240,7 +241,7 @@ def nearest_acquisition(
     if period.start is not None:
         earlier = connection.execute(
             select(func.max(acquired_end()))
-            .select_from(_base())
+            .select_from(chips_and_scenes())
             .where(*region, acquired_end() < period.start)
         ).scalar_one()
         if earlier is not None:
@@ -248,7 +249,7 @@ def nearest_acquisition(
     if period.end is not None:
         later = connection.execute(
             select(func.min(acquired_start()))
-            .select_from(_base())
+            .select_from(chips_and_scenes())
             .where(*region, acquired_start() > period.end)
         ).scalar_one()
         if later is not None:
@@ -260,19 +261,8 @@ def cell_timeline(connection: Connection, *, model_id: int, cell_id: str) -> lis
     """Every chip of a cell, in date order: item_id, collection, datetime, caption,
     valid_fraction, thumbnail_media_type, geometry."""
     statement = (
-        select(
-            Chip.id.label("chip_id"),
-            item_id_expression().label("item_id"),
-            Scene.collection,
-            Chip.datetime,
-            acquired_start().label("start_datetime"),
-            acquired_end().label("end_datetime"),
-            Chip.caption,
-            Chip.valid_fraction,
-            Chip.thumbnail_media_type,
-            Chip.geometry,
-        )
-        .select_from(_base())
+        select(*_chip_columns())
+        .select_from(chips_and_scenes())
         .where(Chip.model_id == model_id, Chip.cell_id == cell_id)
         .order_by(acquired_start().asc().nulls_last(), Chip.id)
     )
