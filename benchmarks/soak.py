@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ import psutil
 from sqlalchemy import select
 
 from geomelt.db import EmbeddedPostgres, create_db_engine, unit_of_work, upgrade
+from geomelt.db.embedded import free_port
 from geomelt.db.models import Model
 from geomelt.db.queries import ChipRecord, SceneRecord, upsert_chips, upsert_scene
 from geomelt.db.queries.filters import chip_item_id
@@ -88,12 +88,6 @@ PHRASES = [f"{a} {n}{c}" for a in ADJECTIVES for n in NOUNS for c in CONTEXTS]
 class Seeded:
     item_ids: list[str]
     regions: list[tuple[float, float, float, float]]  # bbox of each scene
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(url: str, model_name: str, chips: int, rng: np.random.Generator) -> Seeded:
@@ -173,7 +167,7 @@ def seed(url: str, model_name: str, chips: int, rng: np.random.Generator) -> See
 @contextmanager
 def running_server(url: str, model_name: str, data_dir: Path) -> Iterator[tuple[int, int]]:
     """`geomelt serve` as a subprocess; yields (port, pid) once it answers."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GEOMELT_DATABASE_URL": url,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +22,7 @@ from litestar.testing import TestClient
 
 from geomelt.cli import main
 from geomelt.db import DatabaseUnavailable, EmbeddedPostgres, create_db_engine, upgrade
-from geomelt.db.embedded import _bin_dir, _ensure_system_user, server_user_kwargs
+from geomelt.db.embedded import _bin_dir, _ensure_system_user, free_port, server_user_kwargs
 from geomelt.db.replicas import check_read_url, parse_lsn
 from geomelt.engine import AppDeps, EngineConfig, create_app, issue_key
 from geomelt.model import load
@@ -42,12 +41,6 @@ class Cluster:
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _owned_by_server_user(folder: Path) -> None:
@@ -100,7 +93,7 @@ def cluster() -> Iterator[Cluster]:
                 capture_output=True,
                 **server_user_kwargs(),
             )
-            port = _free_port()
+            port = free_port()
             with (replica_dir / "postgres.log").open("ab") as log:
                 replica = subprocess.Popen(
                     [
@@ -203,7 +196,7 @@ def test_a_page_token_from_the_replica_pages_on_the_primary(cluster: Cluster) ->
 
 
 def test_a_dead_replica_is_skipped_and_named(cluster: Cluster) -> None:
-    dead_url = f"postgresql+psycopg://postgres:x@127.0.0.1:{_free_port()}/geomelt"
+    dead_url = f"postgresql+psycopg://postgres:x@127.0.0.1:{free_port()}/geomelt"
     with pytest.raises(DatabaseUnavailable, match=r"read replica .*127\.0\.0\.1.*READ_URLS"):
         check_read_url(dead_url, timeout_s=2)
     with _client(cluster, dead_url, cluster.replica_url) as client:
@@ -215,7 +208,7 @@ def test_a_dead_replica_is_skipped_and_named(cluster: Cluster) -> None:
 
 
 def test_serve_names_an_unreachable_read_url_at_start(cluster: Cluster) -> None:
-    dead_port = _free_port()
+    dead_port = free_port()
     result = CliRunner().invoke(
         main,
         ["serve"],

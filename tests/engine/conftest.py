@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ import pytest
 import uvicorn
 from litestar.testing import TestClient
 
+from geomelt.db.embedded import free_port
 from geomelt.engine import AppDeps, EngineConfig, create_app
 from geomelt.model import load
 
@@ -41,12 +41,6 @@ def client(database_url: str, seeded: Seeded, tiny_model: Any) -> Iterator[TestC
         yield test_client
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class _ThreadedServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # the test thread is not the main thread
         pass
@@ -56,7 +50,7 @@ class _ThreadedServer(uvicorn.Server):
 def live_server(database_url: str, seeded: Seeded, tiny_model: Any) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 serving the seeded database."""
     app = create_app(AppDeps(config=make_config(database_url), load_model=lambda: tiny_model))
-    port = _free_port()
+    port = free_port()
     server = _ThreadedServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

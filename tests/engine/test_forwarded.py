@@ -15,9 +15,10 @@ import pytest
 import uvicorn
 
 from geomelt.cli.settings import Settings
+from geomelt.db.embedded import free_port
 from geomelt.engine import AppDeps, create_app
 
-from .conftest import _free_port, _ThreadedServer, make_config
+from .conftest import _ThreadedServer, make_config
 
 FORWARDED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
 
@@ -27,7 +28,7 @@ def _server(database_url: str, model: Any, trusted: str | None) -> Iterator[str]
     networks = (ip_network(trusted),) if trusted else ()
     config = make_config(database_url, trusted_proxies=networks)
     app = create_app(AppDeps(config=config, load_model=lambda: model))
-    port = _free_port()
+    port = free_port()
     # As `geomelt serve`: uvicorn's own forwarded-header handling off, the app decides.
     server = _ThreadedServer(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
