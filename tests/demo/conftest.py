@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +49,23 @@ def tiny_model() -> Any:
     return load("tiny-random")
 
 
-@pytest.fixture(scope="module")
-def seeded_database(
+@contextmanager
+def ingested_database(
+    files: tuple[str, ...],
+    root: Path,
+    *,
     embedded_server: EmbeddedPostgres,
     template_database: str,
-    tiny_model: Any,
-    tmp_path_factory: pytest.TempPathFactory,
+    model: Any,
 ) -> Iterator[str]:
-    """A migrated database holding the chips of SEED_FILES, shared by a module's tests."""
+    """A migrated database holding the chips of sample `files`, ingested through the real
+    path (local catalog -> rustac -> Range reads -> `model`); dropped afterwards."""
     name = f"demo_{uuid.uuid4().hex[:12]}"
     admin_url = embedded_server.database_url("postgres").replace("+psycopg", "")
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
     database_url = embedded_server.database_url(name)
-    root = tmp_path_factory.mktemp("seed")
-    folder = link_files(root / "imagery", SEED_FILES)
+    folder = link_files(root / "imagery", files)
     engine = create_db_engine(database_url)
     try:
         with local_catalog(folder, root / "work") as (stac_url, catalog):
@@ -71,14 +74,32 @@ def seeded_database(
                 name=catalog.collection, stac_api_url=stac_url, collection=catalog.collection
             )
             summary = ingest_once(
-                engine, spec, Pipeline(engine, tiny_model, FAST), allow_private_hosts=True
+                engine, spec, Pipeline(engine, model, FAST), allow_private_hosts=True
             )
-        assert summary.scenes_done == len(SEED_FILES), summary.failures
+        assert summary.scenes_done == len(files), summary.failures
         yield database_url
     finally:
         engine.dispose()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def seeded_database(
+    embedded_server: EmbeddedPostgres,
+    template_database: str,
+    tiny_model: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """A migrated database holding the chips of SEED_FILES, shared by a module's tests."""
+    with ingested_database(
+        SEED_FILES,
+        tmp_path_factory.mktemp("seed"),
+        embedded_server=embedded_server,
+        template_database=template_database,
+        model=tiny_model,
+    ) as database_url:
+        yield database_url
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,16 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from geomelt.db import EmbeddedPostgres, create_db_engine
-from geomelt.workers import Pipeline, SourceSpec, ingest_once
-from geomelt.workers.local import local_catalog
+from geomelt.db import EmbeddedPostgres
 
-from .conftest import FAST, link_files
+from .conftest import ingested_database
 
 CHROMIUM = "/usr/bin/chromium"
 # One field (NAIP quarter quad m_4709963_se, EPSG:26914) at three dates: the same cells.
@@ -40,30 +36,14 @@ def seeded_database(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """This module's database (it replaces conftest's): the three NAIP dates of one field."""
-    name = f"changes_{uuid.uuid4().hex[:12]}"
-    admin_url = embedded_server.database_url("postgres").replace("+psycopg", "")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
-    database_url = embedded_server.database_url(name)
-    root = tmp_path_factory.mktemp("naip")
-    engine = create_db_engine(database_url)
-    try:
-        with local_catalog(link_files(root / "imagery", NAIP_FILES), root / "work") as (
-            stac_url,
-            catalog,
-        ):
-            spec = SourceSpec(
-                name=catalog.collection, stac_api_url=stac_url, collection=catalog.collection
-            )
-            summary = ingest_once(
-                engine, spec, Pipeline(engine, tiny_model, FAST), allow_private_hosts=True
-            )
-        assert summary.scenes_done == len(NAIP_FILES), summary.failures
+    with ingested_database(
+        NAIP_FILES,
+        tmp_path_factory.mktemp("naip"),
+        embedded_server=embedded_server,
+        template_database=template_database,
+        model=tiny_model,
+    ) as database_url:
         yield database_url
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module")
