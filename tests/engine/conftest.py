@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -50,9 +51,16 @@ class _ThreadedServer(uvicorn.Server):
 def live_server(database_url: str, seeded: Seeded, tiny_model: Any) -> Iterator[str]:
     """A real uvicorn server on 127.0.0.1 serving the seeded database."""
     app = create_app(AppDeps(config=make_config(database_url), load_model=lambda: tiny_model))
+    with serve_app(app, lifespan="on") as base:
+        yield base
+
+
+@contextmanager
+def serve_app(app: Any, **uvicorn_options: Any) -> Iterator[str]:
+    """`app` under real uvicorn on a free loopback port, in a thread; yields the base URL."""
     port = free_port()
     server = _ThreadedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

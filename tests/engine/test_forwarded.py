@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from ipaddress import ip_network
@@ -12,13 +10,11 @@ from typing import Any
 import click
 import httpx
 import pytest
-import uvicorn
 
 from geomelt.cli.settings import Settings
-from geomelt.db.embedded import free_port
 from geomelt.engine import AppDeps, create_app
 
-from .conftest import _ThreadedServer, make_config
+from .conftest import make_config, serve_app
 
 FORWARDED = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
 
@@ -28,23 +24,9 @@ def _server(database_url: str, model: Any, trusted: str | None) -> Iterator[str]
     networks = (ip_network(trusted),) if trusted else ()
     config = make_config(database_url, trusted_proxies=networks)
     app = create_app(AppDeps(config=config, load_model=lambda: model))
-    port = free_port()
     # As `geomelt serve`: uvicorn's own forwarded-header handling off, the app decides.
-    server = _ThreadedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(app, proxy_headers=False) as base:
+        yield base
 
 
 def _self_href(base: str, headers: dict[str, str]) -> str:
